@@ -1,0 +1,162 @@
+"""The one metadata record that travels inside every model file.
+
+Training writes it to ``metadata.json`` in the run folder; export embeds it in each file
+(ONNX ``metadata_props`` key ``fashion_edge``; TFLite: a zip appended to the flatbuffer holding
+``metadata.json`` and ``labels.txt``). Runtime, app and benchmarks read classes, input size and
+preprocessing from here only. Reading needs no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "fashion-edge/1"
+ONNX_KEY = "fashion_edge"  # key in ONNX metadata_props holding the JSON record
+TFLITE_MEMBER = "metadata.json"  # member of the zip appended to a .tflite file
+
+
+class MetadataError(ValueError):
+    """A model file without readable fashion-edge metadata."""
+
+
+@dataclass
+class ModelMetadata:
+    """Everything a consumer needs to run a model: classes, input contract, calibration."""
+
+    classes: list[str]
+    height: int = 80
+    width: int = 60
+    channels: int = 3
+    color_order: str = "RGB"  # channel order of the input tensor
+    layout: str = "NHWC"
+    # Input tensor holds float32 pixel values in [0, 255]; the model normalises inside itself
+    # (a Rescaling layer: x / 127.5 - 1). int8-I/O files also carry input_quant below.
+    input_range: tuple[float, float] = (0.0, 255.0)
+    normalization: str = "inside-model: x/127.5-1"
+    fit: str = "pad"  # pad: keep aspect, pad with pad_value | crop: centre crop | stretch
+    pad_value: int = 255  # catalogue backgrounds are white
+    temperature: float = 1.0  # softmax(logits / T); fitted on the validation split
+    review_threshold: float = 0.0  # calibrated confidence below this => needs review / unknown
+    recipe: str = ""
+    model: str = ""
+    source_run: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format: str = ""  # keras | onnx | tflite
+    precision: str = "float32"  # float32 | float16 | int8
+    outputs: str = "logits"  # logits | probabilities (what the model's output tensor holds)
+    input_quant: dict[str, float] | None = None  # {"scale": s, "zero_point": z} for int8 I/O
+    provenance: dict[str, Any] = field(default_factory=dict)
+    schema: str = SCHEMA
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["input_range"] = list(self.input_range)
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelMetadata:
+        if not isinstance(d, dict) or "classes" not in d:
+            raise MetadataError("metadata has no 'classes' list")
+        known = {f for f in cls.__dataclass_fields__}
+        kwargs = {k: v for k, v in d.items() if k in known}
+        if "input_range" in kwargs:
+            kwargs["input_range"] = tuple(kwargs["input_range"])
+        meta = cls(**kwargs)
+        if not meta.classes or not all(isinstance(c, str) for c in meta.classes):
+            raise MetadataError("metadata 'classes' must be a non-empty list of names")
+        return meta
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelMetadata:
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise MetadataError(f"metadata is not valid JSON ({e})") from None
+
+    def replace(self, **changes: Any) -> ModelMetadata:
+        d = self.to_dict()
+        d.update(changes)
+        return ModelMetadata.from_dict(d)
+
+
+def save_json(meta: ModelMetadata, path: str | Path) -> None:
+    Path(path).write_text(meta.to_json() + "\n", encoding="utf-8")
+
+
+def load_json(path: str | Path) -> ModelMetadata:
+    return ModelMetadata.from_json(Path(path).read_text(encoding="utf-8"))
+
+
+# --- TFLite: a zip appended to the flatbuffer ------------------------------------------------
+
+
+def tflite_with_metadata(flatbuffer: bytes, meta: ModelMetadata) -> bytes:
+    """Return the flatbuffer with a zip (metadata.json, labels.txt) appended.
+
+    Both TFLite interpreters ignore trailing bytes; ``zipfile`` finds the archive from its end.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(TFLITE_MEMBER, meta.to_json())
+        zf.writestr("labels.txt", "\n".join(meta.classes) + "\n")
+    return flatbuffer + buf.getvalue()
+
+
+def read_tflite_metadata(path: str | Path) -> ModelMetadata:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return ModelMetadata.from_json(zf.read(TFLITE_MEMBER).decode("utf-8"))
+    except (zipfile.BadZipFile, KeyError):
+        raise MetadataError(f"{path}: no fashion-edge metadata (not made by fashion-export?)") from None
+
+
+# --- ONNX: metadata_props, read through onnxruntime ------------------------------------------
+
+
+def read_onnx_metadata(path: str | Path) -> ModelMetadata:
+    """Read the record through onnxruntime (no ``onnx`` package needed)."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+        raise MetadataError(f"{path}: not a readable ONNX model ({str(e).splitlines()[0]})") from None
+    return onnx_session_metadata(sess, path)
+
+
+def onnx_session_metadata(sess: Any, path: str | Path = "model") -> ModelMetadata:
+    props = sess.get_modelmeta().custom_metadata_map
+    if ONNX_KEY not in props:
+        raise MetadataError(f"{path}: no fashion-edge metadata (not made by fashion-export?)")
+    return ModelMetadata.from_json(props[ONNX_KEY])
+
+
+def read_metadata(path: str | Path) -> ModelMetadata:
+    """Metadata of a ``.onnx``, ``.tflite`` or ``metadata.json`` file."""
+    p = Path(path)
+    if not p.exists():
+        raise MetadataError(f"{p}: file not found")
+    suffix = p.suffix.lower()
+    if suffix == ".onnx":
+        return read_onnx_metadata(p)
+    if suffix == ".tflite":
+        return read_tflite_metadata(p)
+    if suffix == ".json":
+        return load_json(p)
+    raise MetadataError(f"{p}: unsupported model type '{suffix}' (expected .onnx or .tflite)")

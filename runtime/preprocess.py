@@ -1,0 +1,137 @@
+"""Decode any image file and fit it to a model's input: the one preprocessing path.
+
+Training builds its image cache with exactly these functions, so what the model saw in training
+is what it sees in the app, ``fashion-label`` and the benchmarks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from runtime.metadata import ModelMetadata
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MAX_PIXELS = 100_000_000  # refuse decompression bombs larger than this many pixels
+
+
+class ImageError(ValueError):
+    """An image that cannot be decoded; the message says why, without the path."""
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Decode encoded image bytes into an HxWx3 uint8 RGB array.
+
+    JPEGs are decoded with EXIF orientation applied; PNG/WebP/TIFF keep alpha (composited on
+    white), 16-bit depth (scaled to 8-bit) and grayscale (expanded to 3 channels).
+    """
+    if not data:
+        raise ImageError("empty file (0 bytes)")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    is_jpeg = data[:2] == b"\xff\xd8"
+    flags = cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED  # IMREAD_COLOR honours EXIF
+    try:
+        img = cv2.imdecode(buf, flags)
+    except cv2.error as e:
+        raise ImageError(f"cannot decode image ({str(e).strip().splitlines()[-1]})") from None
+    if img is None or img.size == 0:
+        raise ImageError("not a decodable image (corrupt, truncated or not an image)")
+    if img.shape[0] * img.shape[1] > MAX_PIXELS:
+        raise ImageError(f"image too large ({img.shape[1]}x{img.shape[0]} pixels)")
+    if img.dtype == np.uint16:
+        img = (img // 257).astype(np.uint8)
+    elif img.dtype in (np.float32, np.float64):
+        img = np.clip(img * 255.0, 0, 255).astype(np.uint8)
+    elif img.dtype != np.uint8:
+        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    if img.shape[2] == 4:
+        rgb = img[:, :, :3].astype(np.float32)
+        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
+        img = (rgb * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)  # onto white
+    elif img.shape[2] == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file (any path, unicode included) as HxWx3 uint8 RGB; ImageError on failure."""
+    try:
+        data = Path(path).read_bytes()
+    except IsADirectoryError:
+        raise ImageError("is a folder, not an image") from None
+    except PermissionError:
+        raise ImageError("permission denied") from None
+    except FileNotFoundError:
+        raise ImageError("file not found") from None
+    except OSError as e:
+        raise ImageError(f"cannot read file ({e.strerror or e})") from None
+    return decode_image(data)
+
+
+def center_crop_aspect(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Largest centred crop of ``img`` with the aspect ratio height:width (camera frames)."""
+    h, w = img.shape[:2]
+    target = width / height
+    if w / h > target:  # too wide: trim the sides
+        new_w = max(1, round(h * target))
+        x0 = (w - new_w) // 2
+        return img[:, x0 : x0 + new_w]
+    new_h = max(1, round(w / target))
+    y0 = (h - new_h) // 2
+    return img[y0 : y0 + new_h, :]
+
+
+def fit_image(img: np.ndarray, height: int, width: int, mode: str = "pad", pad_value: int = 255) -> np.ndarray:
+    """Resize an RGB uint8 image to height x width: ``pad`` (keep aspect, pad), ``crop`` or ``stretch``."""
+    h, w = img.shape[:2]
+    if (h, w) == (height, width):
+        return img
+    if mode == "crop":
+        img = center_crop_aspect(img, height, width)
+        mode = "stretch"
+    if mode == "stretch":
+        interp = cv2.INTER_AREA if img.shape[0] > height else cv2.INTER_LINEAR
+        return cv2.resize(img, (width, height), interpolation=interp)
+    if mode != "pad":
+        raise ValueError(f"unknown fit mode {mode!r}")
+    scale = min(height / h, width / w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(img, (new_w, new_h), interpolation=interp)
+    out = np.full((height, width, 3), pad_value, dtype=np.uint8)
+    y0, x0 = (height - new_h) // 2, (width - new_w) // 2
+    out[y0 : y0 + new_h, x0 : x0 + new_w] = resized
+    return out
+
+
+def prepare(img: np.ndarray, meta: ModelMetadata) -> np.ndarray:
+    """An RGB uint8 image -> the model's HxWxC uint8 input (colour order and fit from metadata)."""
+    out = fit_image(img, meta.height, meta.width, meta.fit, meta.pad_value)
+    if meta.color_order.upper() == "BGR":
+        out = out[:, :, ::-1]
+    if meta.channels == 1:
+        out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[:, :, None]
+    return np.ascontiguousarray(out)
+
+
+def load_for_model(path: str | Path, meta: ModelMetadata) -> np.ndarray:
+    """Read a file and prepare it for the model: HxWxC uint8."""
+    return prepare(read_image(path), meta)
+
+
+def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
+    """Image files in a folder (by suffix), sorted, hidden files skipped."""
+    root = Path(folder)
+    it = root.rglob("*") if recursive else root.iterdir()
+    files = [
+        p
+        for p in it
+        if p.suffix.lower() in IMAGE_SUFFIXES
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        and not p.is_dir()
+    ]
+    return sorted(files)

@@ -1,0 +1,27 @@
+"""Shared fixtures: generated tiny data, and a skip for tests that need ../shared/data."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from tests.fakedata import make_catalogue  # noqa: E402
+from training.data import CATALOGUE_DIR, FMNIST_DIR  # noqa: E402
+
+requires_catalogue = pytest.mark.skipif(
+    not CATALOGUE_DIR.exists(), reason=f"real catalogue not found at {CATALOGUE_DIR} (../shared/data absent)"
+)
+requires_fmnist = pytest.mark.skipif(
+    not FMNIST_DIR.exists(), reason=f"Fashion-MNIST not found at {FMNIST_DIR} (../shared/data absent)"
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_catalogue(tmp_path_factory):
+    """A generated catalogue folder: 3 classes x 30 images, 2 rows without image, 3 malformed rows."""
+    return make_catalogue(tmp_path_factory.mktemp("catalogue"))
