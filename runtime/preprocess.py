@@ -85,7 +85,9 @@ def center_crop_aspect(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return img[y0 : y0 + new_h, :]
 
 
-def fit_image(img: np.ndarray, height: int, width: int, mode: str = "pad", pad_value: int = 255) -> np.ndarray:
+def fit_image(
+    img: np.ndarray, height: int, width: int, mode: str = "pad", pad_value: int = 255
+) -> np.ndarray:
     """Resize an RGB uint8 image to height x width: ``pad`` (keep aspect, pad), ``crop`` or ``stretch``."""
     h, w = img.shape[:2]
     if (h, w) == (height, width):
