@@ -1,0 +1,159 @@
+"""One small class per model format; each turns a prepared NHWC batch into float32 logits.
+
+``OnnxBackend`` runs ``.onnx`` files in ONNX Runtime, ``LiteRTBackend`` runs ``.tflite`` files in the
+LiteRT interpreter (``ai-edge-litert``, no TensorFlow). int8-I/O files are quantized on the way
+in and dequantized on the way out with the scales stored in the file's own tensors.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class BackendError(ValueError):
+    """A model file the backend cannot load; the message says why (without the path)."""
+
+
+class Backend(Protocol):
+    """What the classifier needs from a format: input shape/type and ``run``."""
+
+    input_shape: tuple[int | None, int | None, int | None, int | None]  # N, H, W, C (None = dynamic)
+    output_size: int
+    input_dtype: np.dtype
+
+    def run(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> np.ndarray:
+    """Float pixel values -> the integer tensor type of a quantized input (round, saturate)."""
+    info = np.iinfo(dtype)
+    q = np.round(x.astype(np.float32) / np.float32(scale)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    return (q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
+class OnnxBackend:
+    """ONNX Runtime on CPU; ``threads`` sets the intra-op thread count (None = ORT default)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # ORT raises Fail / InvalidProtobuf / InvalidGraph ...
+            raise BackendError(f"corrupt ONNX file ({_first_line(e)})") from None
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) < 1:
+            raise BackendError(f"expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}")
+        inp, out = inputs[0], outputs[0]
+        if len(inp.shape) != 4:
+            raise BackendError(f"expected a 4-D NHWC input, found shape {inp.shape}")
+        self.input_name, self.output_name = inp.name, out.name
+        self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)  # type: ignore[assignment]
+        size = out.shape[-1] if out.shape else None
+        self.output_size = int(size) if isinstance(size, int) else -1
+        types = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+        if inp.type not in types:
+            raise BackendError(f"unsupported input type {inp.type}")
+        self.input_dtype = np.dtype(types[inp.type])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self.input_dtype != np.float32 and x.dtype != self.input_dtype:
+            raise BackendError(f"model wants {self.input_dtype} input")  # no integer-I/O ONNX exported
+        feed = np.ascontiguousarray(x, dtype=self.input_dtype)
+        fixed = self.input_shape[0]
+        if fixed is not None and len(feed) != fixed:  # fixed-batch file: run in pieces
+            return np.concatenate([self.run(feed[i : i + fixed]) for i in range(0, len(feed), fixed)])
+        (out,) = self.session.run([self.output_name], {self.input_name: feed})
+        return np.asarray(out, dtype=np.float32).reshape(len(feed), -1)
+
+
+class LiteRTBackend:
+    """LiteRT interpreter; one interpreter per batch size seen (resized once, then reused)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter_cls = Interpreter
+        self.content = Path(path).read_bytes()
+        self.threads = int(threads) if threads else None
+        self._lock = threading.Lock()  # an interpreter is not safe to share between threads
+        self._by_batch: dict[int, Any] = {}
+        interp = self._new_interpreter()
+        (inp,) = interp.get_input_details()
+        out = interp.get_output_details()[0]
+        if len(inp["shape"]) != 4:
+            raise BackendError(f"expected a 4-D NHWC input, found shape {list(inp['shape'])}")
+        self.input_shape = (None, *(int(d) for d in inp["shape"][1:]))  # type: ignore[assignment]
+        self.output_size = int(out["shape"][-1])
+        self.input_dtype = np.dtype(inp["dtype"])
+        self.output_dtype = np.dtype(out["dtype"])
+        self.in_quant = inp["quantization"]  # (scale, zero_point); (0.0, 0) when float
+        self.out_quant = out["quantization"]
+        self._by_batch[int(inp["shape"][0])] = interp
+
+    def _new_interpreter(self) -> Any:
+        try:
+            interp = self._interpreter_cls(model_content=self.content, num_threads=self.threads)
+            interp.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise BackendError(f"corrupt TFLite file ({_first_line(e)})") from None
+        return interp
+
+    def _interpreter(self, n: int) -> Any:
+        interp = self._by_batch.get(n)
+        if interp is None:
+            interp = self._new_interpreter()
+            idx = interp.get_input_details()[0]["index"]
+            interp.resize_tensor_input(idx, [n, *self.input_shape[1:]])
+            interp.allocate_tensors()
+            if len(self._by_batch) >= 4:  # keep a few sizes (full batch + remainders)
+                self._by_batch.pop(next(iter(self._by_batch)))
+            self._by_batch[n] = interp
+        return interp
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self.input_dtype == np.float32:
+            feed = np.ascontiguousarray(x, dtype=np.float32)
+        elif x.dtype == self.input_dtype:
+            feed = np.ascontiguousarray(x)
+        else:
+            scale, zero = self.in_quant
+            feed = quantize(x, scale, zero, self.input_dtype)
+        with self._lock:
+            interp = self._interpreter(len(feed))
+            interp.set_tensor(interp.get_input_details()[0]["index"], feed)
+            interp.invoke()
+            out = interp.get_tensor(interp.get_output_details()[0]["index"])
+        if self.output_dtype != np.float32:
+            return dequantize(out, *self.out_quant).reshape(len(feed), -1)
+        return np.asarray(out, dtype=np.float32).reshape(len(feed), -1)
+
+
+BACKENDS: dict[str, type] = {".onnx": OnnxBackend, ".tflite": LiteRTBackend}
+
+
+def open_backend(path: str | Path, threads: int | None = None) -> Backend:
+    """The backend for a file's suffix; BackendError for an unknown suffix or unloadable file."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in BACKENDS:
+        raise BackendError(f"unsupported model type '{suffix}' (expected .onnx or .tflite)")
+    return BACKENDS[suffix](path, threads)
