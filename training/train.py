@@ -69,7 +69,9 @@ def _git_commit() -> str:
         return ""
 
 
-def build_labelled(recipe: str, data: str | None, seed: int) -> tuple[Labelled, dict, str, str]:
+def build_labelled(
+    recipe: str, data: str | None, seed: int, min_images: int | None = None
+) -> tuple[Labelled, dict, str, str]:
     """The recipe's labelled set, data stats, data root and fingerprint."""
     if recipe == "fmnist":
         folder = Path(data) if data else D.FMNIST_DIR
@@ -78,7 +80,12 @@ def build_labelled(recipe: str, data: str | None, seed: int) -> tuple[Labelled, 
     if recipe not in CATALOGUE_RECIPES:
         raise TrainError(f"unknown recipe {recipe!r} (choose from {', '.join(RECIPES)})")
     cat = D.load_catalogue(data)
-    lab = CATALOGUE_RECIPES[recipe](cat.rows, seed=seed)
+    kwargs = {}
+    if min_images is not None:  # each recipe's own minimum-class-size knob
+        kwargs = {"drop_below": min_images} if recipe == "class30" else {"min_images": min_images}
+    lab = CATALOGUE_RECIPES[recipe](cat.rows, seed=seed, **kwargs)
+    if not lab.ids:
+        raise TrainError(f"{cat.root}: recipe {recipe!r} selects no images (classes too small?)")
     fp = D.fingerprint([cat.root / "styles.csv"]) + f"-{len(cat.rows)}"
     return lab, cat.stats, str(cat.root), fp
 
@@ -218,7 +225,18 @@ def train(args: argparse.Namespace) -> Path:
         if not (run / "run_args.json").exists():
             raise TrainError(f"{run}: not a run folder to resume (no run_args.json)")
         saved = json.loads((run / "run_args.json").read_text())
-        for k in ("recipe", "model", "epochs", "batch", "seed", "data", "lr", "limit", "webcam_aug"):
+        for k in (
+            "recipe",
+            "model",
+            "epochs",
+            "batch",
+            "seed",
+            "data",
+            "lr",
+            "limit",
+            "webcam_aug",
+            "min_images",
+        ):
             setattr(args, k, saved.get(k))
         spec = REGISTRY[args.model]
     elif run.exists() and any(run.iterdir()):
@@ -229,7 +247,10 @@ def train(args: argparse.Namespace) -> Path:
     batch = args.batch or spec.batch
     lr = args.lr or spec.lr
     if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        except RuntimeError:  # TF already initialised in this process (tests): keep its setting
+            pass
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -238,7 +259,7 @@ def train(args: argparse.Namespace) -> Path:
     device = f"{len(gpus)} GPU(s), mixed precision" if gpus else f"CPU ({os.cpu_count()} cores)"
     tf.keras.utils.set_random_seed(args.seed)
 
-    lab, stats, data_root, fp = build_labelled(args.recipe, args.data, args.seed)
+    lab, stats, data_root, fp = build_labelled(args.recipe, args.data, args.seed, args.min_images)
     if resume:
         splits = read_split_pairs(run / "splits.csv")
     else:
@@ -359,6 +380,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run folder (default runs/<recipe>-<model>)")
     p.add_argument("--limit", type=int, help="use at most N items per split (smoke tests)")
+    p.add_argument("--min-images", type=int, help="override the recipe's minimum images per class")
     p.add_argument("--threads", type=int, help="TensorFlow intra-op threads")
     p.add_argument(
         "--webcam-aug", type=float, default=0.0, help="share of training images given webcam-like looks"

@@ -1,0 +1,63 @@
+"""fashion-train end to end: a tiny run on generated data, resume, evaluate, errors; a real-data smoke run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from runtime.metadata import load_json
+from tests.conftest import requires_catalogue
+from training.train import main
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_a_complete_run_folder(tiny_catalogue, tmp_path, capsys):
+    run = tmp_path / "run"
+    rc = main(["--data", str(tiny_catalogue), "--recipe", "master", "--min-images", "10", "--model", "s000-baseline",
+               "--epochs", "2", "--out", str(run), "--threads", "1"])  # fmt: skip
+    assert rc == 0
+    for name in ("model.keras", "splits.csv", "metadata.json", "report.md", "report.json", "confusion.png",
+                 "curves.png", "history.csv", "checkpoints/last.keras"):  # fmt: skip
+        assert (run / name).exists(), name
+    meta = load_json(run / "metadata.json")
+    assert meta.classes == ["Accessories", "Apparel", "Footwear"]
+    assert (meta.height, meta.width, meta.channels) == (80, 60, 3)
+    assert 0 <= meta.metrics["test_top1"] <= 1
+    report = (run / "report.md").read_text()
+    assert "malformed rows skipped: 3" in report and "rows without image skipped: 2" in report
+    # resume continues from the last checkpoint up to the new epoch count
+    args = json.loads((run / "run_args.json").read_text())
+    args["epochs"] = 3
+    (run / "run_args.json").write_text(json.dumps(args))
+    assert main(["--resume", str(run)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert json.loads((run / "checkpoints/state.json").read_text())["epoch"] == 3
+    assert main(["--evaluate", str(run)]) == 0
+
+
+def test_existing_run_folder_is_not_overwritten(tiny_catalogue, tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("x")
+    assert main(["--data", str(tiny_catalogue), "--out", str(tmp_path)]) == 2
+    assert "run folder exists" in capsys.readouterr().err
+    assert (tmp_path / "keep.txt").read_text() == "x"
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    assert main(["--data", str(tmp_path), "--out", str(tmp_path / "r")]) == 2
+    assert main(["--evaluate", str(tmp_path)]) == 2
+    assert main(["--model", "nope", "--out", str(tmp_path / "r2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("fashion-train: error:") for line in err)
+
+
+@requires_catalogue
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_real_data_smoke(tmp_path):
+    run = tmp_path / "real"
+    rc = main(["--recipe", "articletype8", "--model", "compact", "--limit", "96", "--epochs", "1",
+               "--out", str(run), "--threads", "1"])  # fmt: skip
+    assert rc == 0
+    meta = load_json(run / "metadata.json")
+    assert len(meta.classes) == 8 and meta.metrics["test_n"] == 96
