@@ -1,0 +1,107 @@
+"""Calibration data and confidence calibration (no TensorFlow).
+
+- a stratified representative set of training images for int8 quantization;
+- temperature scaling fitted on the validation split (minimum NLL of softmax(logits / T));
+- the "needs review" threshold: the lowest calibrated confidence above which validation
+  predictions are right at least ``precision`` of the time (largest coverage that meets it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.data import DataError, load_split
+
+TEMPERATURE_BOUNDS = (0.25, 10.0)  # beyond these the validation set is too small/too easy to say
+
+
+class CalibrationError(ValueError):
+    """Calibration impossible with this data; the message says why."""
+
+
+def stratified_indices(y: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Up to ``n`` indices keeping class proportions, every present class at least once."""
+    rng = np.random.default_rng(seed)
+    if n >= len(y):
+        return rng.permutation(len(y))
+    classes, counts = np.unique(y, return_counts=True)
+    share = np.maximum(1, np.floor(counts / counts.sum() * n).astype(int))
+    while share.sum() < n:  # hand out the rounding remainder to the largest classes
+        room = counts - share
+        share[int(np.argmax(room * (room > 0)))] += 1
+    picked = [rng.choice(np.flatnonzero(y == c), size=min(k, cnt), replace=False)
+              for c, k, cnt in zip(classes, share, counts, strict=True)]  # fmt: skip
+    return rng.permutation(np.concatenate(picked))[:n]
+
+
+def representative_set(run_dir: str | Path, n: int = 300, data: str | Path | None = None) -> np.ndarray:
+    """``n`` stratified training images (uint8 NHWC), decoded exactly as in training."""
+    try:
+        x, y, _, _ = load_split(run_dir, "train", data)
+    except (DataError, OSError) as e:
+        raise CalibrationError(f"no calibration images found ({e})") from None
+    if len(x) == 0:
+        raise CalibrationError(f"{run_dir}: no calibration images found in the train split")
+    return x[stratified_indices(y, n)]
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Calibrated probabilities, computed in float64."""
+    z = np.asarray(logits, np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
+    p = softmax(logits, temperature)[np.arange(len(y)), y]
+    return float(-np.mean(np.log(np.clip(p, 1e-300, None))))
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature minimising the validation NLL, searched on log T within TEMPERATURE_BOUNDS."""
+    from scipy.optimize import minimize_scalar
+
+    lo, hi = np.log(TEMPERATURE_BOUNDS)
+    res = minimize_scalar(lambda t: nll(logits, y, float(np.exp(t))), bounds=(lo, hi), method="bounded")
+    return float(np.exp(res.x))
+
+
+@dataclass
+class ReviewThreshold:
+    threshold: float
+    precision: float  # accuracy of predictions with confidence >= threshold (on the data it was fit on)
+    coverage: float  # share of items with confidence >= threshold
+
+
+def accuracy_above(probs: np.ndarray, y: np.ndarray, threshold: float) -> tuple[float, float]:
+    """(coverage, accuracy among covered) of predictions with confidence >= threshold."""
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    kept = conf >= threshold
+    if not kept.any():
+        return 0.0, float("nan")
+    return float(kept.mean()), float((pred[kept] == y[kept]).mean())
+
+
+def choose_review_threshold(probs: np.ndarray, y: np.ndarray, precision: float = 0.98) -> ReviewThreshold:
+    """Lowest confidence t with accuracy(conf >= t) >= precision; CalibrationError if none exists."""
+    if len(y) == 0:
+        raise CalibrationError("the validation split is empty: cannot choose a review threshold")
+    conf, correct = probs.max(axis=1), probs.argmax(axis=1) == y
+    order = np.argsort(-conf, kind="stable")
+    conf_sorted, correct_sorted = conf[order], correct[order]
+    running = np.cumsum(correct_sorted) / np.arange(1, len(y) + 1)
+    # a cut is only valid after the last of a run of equal confidences
+    last_of_tie = np.append(conf_sorted[1:] != conf_sorted[:-1], True)
+    ok = np.flatnonzero((running >= precision) & last_of_tie)
+    if len(ok) == 0:
+        best = float(running[last_of_tie].max())
+        raise CalibrationError(
+            f"no review threshold reaches {precision:.1%} precision on the validation split "
+            f"(best {best:.1%}): the model is too unreliable for this target"
+        )
+    k = int(ok[-1])
+    return ReviewThreshold(float(conf_sorted[k]), float(running[k]), (k + 1) / len(y))

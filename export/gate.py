@@ -1,0 +1,146 @@
+"""The parity gate: every exported file is evaluated through the product runtime, not TensorFlow.
+
+Reference = the Keras float model on the run's test split. An int8 file fails the gate when its
+top-1 accuracy drops more than ``max_drop`` points or any class loses more than
+``max_class_drop`` points of recall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import f1_score, recall_score
+
+GOAL_DROP = 0.3  # points: int8 within 0.3 points of float
+GOAL_AGREEMENT = 0.995  # argmax agreement with the Keras float model
+GOAL_SIZE_RATIO = 0.27  # int8 file size / float file size
+
+
+class GateError(RuntimeError):
+    """One or more files failed the gate; the message is one line per failure."""
+
+
+@dataclass
+class Scores:
+    """Test-split scores of one model (percent where it says points)."""
+
+    top1: float  # percent
+    macro_f1: float  # percent
+    recall: list[float]  # percent per class, in class order
+    n: int
+
+    @classmethod
+    def of(cls, pred: np.ndarray, y: np.ndarray, num_classes: int) -> Scores:
+        labels = list(range(num_classes))
+        rec = recall_score(y, pred, labels=labels, average=None, zero_division=0) * 100
+        f1 = f1_score(y, pred, labels=labels, average="macro", zero_division=0) * 100
+        return cls(float((pred == y).mean() * 100), float(f1), [float(r) for r in rec], len(y))
+
+
+@dataclass
+class FileResult:
+    """One exported file against the reference."""
+
+    file: str
+    format: str
+    precision: str
+    io: str
+    size_bytes: int
+    scores: Scores
+    agreement: float  # percent of test items with the same argmax as the Keras float model
+    recall_delta: list[float]  # points per class (file - reference)
+    top1_delta: float  # points (file - reference)
+    coverage: float = float("nan")  # share of test items at/above the review threshold
+    accuracy_above: float = float("nan")  # accuracy of those items
+    notes: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def runtime_logits(
+    path: str | Path, x: np.ndarray, threads: int | None = None, batch: int = 256
+) -> tuple[np.ndarray, list[str]]:
+    """Logits of a model file through ``runtime.load`` (ONNX Runtime / LiteRT), and its class names."""
+    from runtime import load
+
+    clf = load(path, threads=threads)
+    outs = [np.asarray(clf.logits(x[i : i + batch])) for i in range(0, len(x), batch)]
+    return np.concatenate(outs), list(clf.classes)
+
+
+def evaluate_file(
+    path: Path,
+    fmt: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    ref_pred: np.ndarray,
+    ref: Scores,
+    *,
+    classes: list[str],
+    temperature: float,
+    threshold: float,
+    threads: int | None = None,
+) -> FileResult:
+    """Score one file on the test split against the reference predictions."""
+    from export.calibration import accuracy_above, softmax
+
+    logits, file_classes = runtime_logits(path, x, threads)
+    k = len(ref.recall)
+    if logits.shape != (len(x), k):
+        raise GateError(f"{path.name}: outputs shape {logits.shape}, expected ({len(x)}, {k})")
+    pred = logits.argmax(1)
+    s = Scores.of(pred, y, k)
+    cov, acc = accuracy_above(softmax(logits, temperature), y, threshold)
+    res = FileResult(
+        file=path.name, format=fmt.family, precision=fmt.precision, io=fmt.io, size_bytes=path.stat().st_size,
+        scores=s, agreement=float((pred == ref_pred).mean() * 100),
+        recall_delta=[a - b for a, b in zip(s.recall, ref.recall, strict=True)], top1_delta=s.top1 - ref.top1,
+        coverage=cov, accuracy_above=acc,
+    )  # fmt: skip
+    if file_classes != classes:
+        res.failures.append(f"{path.name} names its classes {file_classes}, expected {classes}")
+    return res
+
+
+def apply_gate(
+    results: list[FileResult], classes: list[str], max_drop: float = 1.0, max_class_drop: float = 3.0
+) -> list[str]:
+    """Record and return failures: files losing too much accuracy or any class's recall.
+
+    The rule is written for int8 files; float files are held to it too, so a broken float
+    conversion cannot ship either.
+    """
+    failures = []
+    for r in results:
+        if -r.top1_delta > max_drop:
+            r.failures.append(f"{r.file} lost {-r.top1_delta:.1f} points (max {max_drop:g})")
+        worst = int(np.argmin(r.recall_delta))
+        if -r.recall_delta[worst] > max_class_drop:
+            r.failures.append(
+                f"{r.file} lost {-r.recall_delta[worst]:.1f} points of recall on '{classes[worst]}' "
+                f"(max {max_class_drop:g})"
+            )
+        failures += r.failures
+    return failures
+
+
+def goals(results: list[FileResult]) -> dict[str, dict[str, Any]]:
+    """The issue's targets per int8 file (measured and reported, not gated)."""
+    float_size = {r.format: r.size_bytes for r in results if r.precision == "float32" and r.io == "float32"}
+    out = {}
+    for r in results:
+        if r.precision != "int8":
+            continue
+        ratio = r.size_bytes / float_size[r.format] if r.format in float_size else float("nan")
+        out[r.file] = {
+            "within_0.3_points": -r.top1_delta <= GOAL_DROP,
+            "agreement_99.5": r.agreement >= GOAL_AGREEMENT * 100,
+            "size_ratio": ratio,
+            "size_le_0.27x": bool(ratio <= GOAL_SIZE_RATIO),
+        }
+    return out
