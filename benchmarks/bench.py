@@ -35,9 +35,6 @@ from benchmarks.sysinfo import environment
 from benchmarks.table import main_table, report, speedup_table
 
 DEFAULT_MODEL_DIR = Path("models/articletype8")
-KNOWN_FILES = (  # table order; any other .onnx/.tflite in the folder follows
-    "model_float32.tflite", "model_float16.tflite", "model_int8.tflite", "model_float32.onnx", "model_int8.onnx",
-)  # fmt: skip
 FORMAT_LABELS = {"keras": "Keras", "tflite": "TFLite", "onnx": "ONNX"}
 QUICK = {
     "runs": 20,
@@ -115,10 +112,12 @@ def int_list(text: str, option: str) -> list[int]:
 
 
 def discover_models(model_dir: Path) -> list[Path]:
-    """The model files of an exported folder: the known names in table order, then any others."""
+    """The model files of an exported folder: export's format table order, then any other file."""
+    from export.formats import present
+
     if not model_dir.is_dir():
         raise BenchError(f"{model_dir}: not a folder (expected an exported model folder)")
-    files = [model_dir / n for n in KNOWN_FILES if (model_dir / n).is_file()]
+    files = [path for _fmt, path in present(model_dir)]
     files += sorted(p for p in model_dir.iterdir() if p.suffix in (".onnx", ".tflite") and p not in files)
     if not files:
         raise BenchError(f"{model_dir}: no .onnx or .tflite model files")
