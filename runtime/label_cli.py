@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--copy", dest="move", action="store_false", help="copy files when sorting (default)")
     mode.add_argument("--move", dest="move", action="store_true", help="move files when sorting")
+    p.set_defaults(move=False)
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: runtime's choice)")
     p.add_argument("--workers", type=int, default=2, help="image decoding threads (default: 2)")
     p.add_argument("--batch-size", type=int, default=64, help="images per inference batch (default: 64)")
