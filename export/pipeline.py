@@ -11,7 +11,6 @@ import csv
 import datetime as dt
 import os
 import shutil
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,7 +55,7 @@ class ExportOptions:
     data: Path | None = None
     threads: int | None = None
     command: str = ""
-    log: Callable[[str], None] = field(default=lambda msg: print(msg, file=sys.stderr, flush=True))
+    log: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True))
 
     def enabled(self) -> list[str]:
         on = [name for name in ("int8", "float16") if getattr(self, name)]
@@ -120,9 +119,10 @@ def _keras_logits(model: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x.astype(np.float32), batch_size=256, verbose=0), np.float64)
 
 
-def _data_source(opts: ExportOptions, meta: ModelMetadata) -> Path | None:
-    if opts.data:
-        return opts.data
+def _data_source(data: Path | None, meta: ModelMetadata) -> Path | None:
+    """--data, else the catalogue the run recorded in its provenance, else the shared default."""
+    if data:
+        return data
     for key in ("data", "catalogue", "data_root"):
         p = meta.provenance.get(key)
         if isinstance(p, str) and Path(p).exists():
@@ -172,7 +172,7 @@ def export_run(opts: ExportOptions) -> dict[str, Any]:
     formats = select_formats(opts.families, opts.enabled())
     if not formats:
         raise ExportError("no formats selected (check --formats)")
-    data = _data_source(opts, meta)
+    data = _data_source(opts.data, meta)
     model = _load_keras(run, meta, opts.threads)
 
     log("[2/6] calibrating confidence on the validation split")
@@ -315,7 +315,7 @@ def verify_folder(
         raise ExportError(f"{model_dir}: no export_report.json (not made by fashion-export?)")
     rep = json.loads(report.read_text(encoding="utf-8"))
     meta = load_json(model_dir / "metadata.json")
-    x, y, ids = _split(model_dir, "test", data)
+    x, y, ids = _split(model_dir, "test", _data_source(data, meta))
     if ids != rep["reference"]["test_ids"]:
         raise ExportError(f"{model_dir / 'splits.csv'}: test rows differ from those in export_report.json")
     ref_pred = np.asarray(rep["reference"]["pred"])

@@ -1,0 +1,290 @@
+"""fashion-export: calibration maths, the gate, bad input, and a full export of a tiny trained model."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.calibration import (
+    CalibrationError,
+    accuracy_above,
+    choose_review_threshold,
+    fit_temperature,
+    softmax,
+    stratified_indices,
+)
+from export.cli import main
+from export.formats import FORMATS, by_filename, present, select_formats
+from export.gate import FileResult, Scores, apply_gate
+from runtime.metadata import ModelMetadata, read_metadata, tflite_with_metadata
+
+REPO = Path(__file__).resolve().parent.parent
+SHIPPED = REPO / "models" / "articletype8"
+
+
+# --- calibration maths (no TensorFlow) -------------------------------------------------------
+
+
+def test_stratified_indices_keep_class_shares_and_every_class() -> None:
+    y = np.array([0] * 700 + [1] * 250 + [2] * 50)
+    idx = stratified_indices(y, 100, seed=1)
+    counts = np.bincount(y[idx], minlength=3)
+    assert len(set(idx.tolist())) == 100
+    assert abs(counts[0] - 70) <= 1 and abs(counts[1] - 25) <= 1 and counts[2] >= 4
+    rare = np.array([0] * 999 + [1])
+    assert 1 in rare[stratified_indices(rare, 10)]
+
+
+def test_fit_temperature_recovers_the_generating_temperature() -> None:
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 4, size=(4000, 5))
+    true_t = 2.5
+    y = np.array([rng.choice(5, p=p) for p in softmax(logits, true_t)])
+    assert fit_temperature(logits, y) == pytest.approx(true_t, rel=0.15)
+
+
+def test_review_threshold_is_lowest_confidence_meeting_the_precision() -> None:
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.34, 1.0, 500)
+    probs = np.stack([conf, (1 - conf) / 2, (1 - conf) / 2], axis=1)
+    y = np.where(rng.uniform(size=500) < conf, 0, 1)  # right with probability = confidence
+    choice = choose_review_threshold(probs, y, 0.98)
+    cov, acc = accuracy_above(probs, y, choice.threshold)
+    assert acc >= 0.98 and cov == pytest.approx(choice.coverage)
+    lower = conf[conf < choice.threshold].max()
+    assert accuracy_above(probs, y, lower)[1] < 0.98  # one step lower misses the target
+
+
+def test_review_threshold_impossible_raises() -> None:
+    probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]])
+    with pytest.raises(CalibrationError, match="no review threshold"):
+        choose_review_threshold(probs, np.array([1, 0, 0]), 0.98)  # the most confident one is wrong
+
+
+# --- format table and gate rules -------------------------------------------------------------
+
+
+def test_format_table_selection() -> None:
+    names = {f.name for f in select_formats(["tflite", "onnx"], [])}
+    assert names == {"tflite-float32", "onnx-float32"}
+    names = {f.name for f in select_formats(["onnx"], ["int8", "float16"])}
+    assert names == {"onnx-float32", "onnx-int8"}
+    assert all(f.filename.endswith(f.suffix) for f in FORMATS)
+    assert by_filename("model_int8.onnx").precision == "int8"
+
+
+def _result(name: str, top1: float, recall: list[float], ref: Scores) -> FileResult:
+    s = Scores(top1, top1, recall, 100)
+    return FileResult(name, "onnx", "int8", "float32", 1, s, 99.0,
+                      [a - b for a, b in zip(recall, ref.recall, strict=True)], top1 - ref.top1)  # fmt: skip
+
+
+def test_gate_rules_on_accuracy_and_class_recall() -> None:
+    ref = Scores(90.0, 90.0, [90.0, 90.0], 100)
+    ok = _result("model_int8.onnx", 89.5, [89.0, 90.0], ref)
+    drop = _result("model_int8.tflite", 88.6, [88.0, 89.2], ref)
+    cls = _result("model_b.onnx", 90.0, [86.0, 94.0], ref)
+    failures = apply_gate([ok, drop, cls], ["A", "B"], max_drop=1.0, max_class_drop=3.0)
+    assert failures == [
+        "model_int8.tflite lost 1.4 points (max 1)",
+        "model_b.onnx lost 4.0 points of recall on 'A' (max 3)",
+    ]
+    assert not ok.failures
+
+
+# --- CLI: bad input, fast paths ----------------------------------------------------------------
+
+
+def test_help_does_not_import_tensorflow() -> None:
+    code = "import sys\nfrom export.cli import build_parser\nbuild_parser().format_help()\nassert 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+@pytest.mark.parametrize(
+    ("remove", "message"),
+    [
+        (None, "run folder not found"),
+        ("model.keras", "model.keras is missing"),
+        ("splits.csv", "splits.csv is missing"),
+    ],
+)
+def test_missing_or_incomplete_run_is_one_line(tmp_path, capsys, remove, message) -> None:
+    run = tmp_path / "run"
+    if remove:
+        run.mkdir()
+        (run / "metadata.json").write_text(ModelMetadata(classes=["a", "b"]).to_json())
+        for name in ("model.keras", "splits.csv"):
+            (run / name).write_text("x")
+        (run / remove).unlink()
+    assert main([str(run), "--int8"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+
+
+# --- a real export of a tiny trained model -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_export(tmp_path_factory, tiny_catalogue) -> tuple[Path, Path]:
+    from tests.tinymodels import make_tiny_export, make_tiny_run
+
+    tmp = tmp_path_factory.mktemp("tiny")
+    run = make_tiny_run(tmp, tiny_catalogue)
+    return run, make_tiny_export(tmp, tiny_catalogue, run=run)
+
+
+READ_BACK = """
+import json, sys
+sys.modules["tensorflow"] = None  # any TensorFlow import would fail
+from runtime.metadata import read_metadata
+print(json.dumps({p: read_metadata(p).to_dict() for p in sys.argv[1:]}))
+"""
+
+
+@pytest.mark.slow
+def test_export_writes_every_format_self_describing(tiny_export) -> None:
+    run, out = tiny_export
+    files = present(out)
+    assert {f.name for f, _ in files} == {f.name for f in FORMATS}
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "scratch or partial files left"
+    proc = subprocess.run([sys.executable, "-c", READ_BACK, *[str(p) for _, p in files]],
+                          check=True, capture_output=True, text=True, cwd=REPO)  # fmt: skip
+    metas = json.loads(proc.stdout)
+    run_meta = read_metadata(run / "metadata.json")
+    report = json.loads((out / "export_report.json").read_text())
+    for fmt, path in files:
+        m = ModelMetadata.from_dict(metas[str(path)])
+        assert m.classes == run_meta.classes and m.input_shape == (80, 60, 3) and m.color_order == "RGB"
+        assert (m.format, m.precision, m.outputs) == (fmt.family, fmt.precision, "logits")
+        assert m.temperature == pytest.approx(report["calibration"]["temperature"])
+        assert 0 < m.review_threshold <= 1 and m.source_run == "tiny" and m.recipe == "tiny"
+        assert 0 <= m.metrics["test_top1"] <= 1 and "test_agreement_with_float" in m.metrics
+        assert (m.input_quant is not None) == (fmt.io == "int8")
+    iq = read_metadata(out / "model_int8_int8io.tflite").input_quant
+    assert iq["scale"] > 0 and -128 <= iq["zero_point"] <= 127
+    assert report["gate"]["passed"] and report["quantization"]["method"] == "PTQ"
+    assert "| model_int8.onnx |" in (out / "export_report.md").read_text()
+    test_rows = list(csv.DictReader(open(out / "splits.csv", encoding="utf-8")))
+    assert test_rows and {r["split"] for r in test_rows} == {"test"}
+
+
+@pytest.mark.slow
+def test_int8_files_agree_with_the_float_model(tiny_export) -> None:
+    _, out = tiny_export
+    rep = json.loads((out / "export_report.json").read_text())
+    by_name = {f["file"]: f for f in rep["files"]}
+    for name in ("model_int8.tflite", "model_int8.onnx", "model_float32.tflite", "model_float32.onnx"):
+        assert by_name[name]["agreement"] >= 90.0, name
+    assert rep["goals"]["model_int8.tflite"]["size_ratio"] < 1.0
+
+
+@pytest.mark.slow
+def test_verify_passes_then_catches_tampered_files(tiny_export, tmp_path, capsys) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    _, out = tiny_export
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    assert main([str(copy), "--verify"]) == 0
+
+    model = onnx.load(copy / "model_int8.onnx")  # scramble the quantized weights, keep the metadata
+    rng = np.random.default_rng(0)
+    for init in model.graph.initializer:
+        w = numpy_helper.to_array(init)
+        if w.dtype == np.int8 and w.size > 100:
+            init.CopyFrom(numpy_helper.from_array(rng.permutation(w.ravel()).reshape(w.shape), init.name))
+    onnx.save(model, copy / "model_int8.onnx")
+    capsys.readouterr()
+    assert main([str(copy), "--verify"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("export gate failed: model_int8.onnx lost") and len(err.splitlines()) == 1
+
+    shutil.copy(out / "model_int8.onnx", copy / "model_int8.onnx")
+    flat = (out / "model_int8.tflite").read_bytes()  # same weights, class names in the wrong order
+    meta = read_metadata(out / "model_int8.tflite")
+    with zipfile.ZipFile(out / "model_int8.tflite") as zf:  # offsets are absolute in the file
+        flat = flat[: min(i.header_offset for i in zf.infolist())]
+    (copy / "model_int8.tflite").write_bytes(
+        tflite_with_metadata(flat, meta.replace(classes=meta.classes[::-1]))
+    )
+    assert main([str(copy), "--verify"]) == 1
+    assert "model_int8.tflite names its classes" in capsys.readouterr().err
+
+
+def _edit_run(run: Path, dest: Path) -> Path:
+    shutil.copytree(run, dest)
+    return dest
+
+
+@pytest.mark.slow
+def test_impossible_review_threshold_fails_before_writing(tiny_export, tmp_path, capsys) -> None:
+    run = _edit_run(tiny_export[0], tmp_path / "run")
+    rows = list(csv.DictReader(open(run / "splits.csv", encoding="utf-8")))
+    classes = sorted({r["label"] for r in rows})
+    for r in rows:  # shift every validation label: the model is now confidently wrong on val
+        if r["split"] == "val":
+            r["label"] = classes[(classes.index(r["label"]) + 1) % len(classes)]
+    with open(run / "splits.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=["id", "label", "split"])
+        w.writeheader()
+        w.writerows(rows)
+    out = tmp_path / "out"
+    assert main([str(run), "--int8", "--out", str(out)]) == 1
+    assert "no review threshold reaches 98.0% precision" in capsys.readouterr().err
+    assert not list(out.glob("model_*"))
+
+
+@pytest.mark.slow
+def test_metadata_disagreeing_with_model_output(tiny_export, tmp_path, capsys) -> None:
+    run = _edit_run(tiny_export[0], tmp_path / "run")
+    meta = read_metadata(run / "metadata.json")
+    (run / "metadata.json").write_text(meta.replace(classes=[*meta.classes, "Extra"]).to_json())
+    assert main([str(run), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "model.keras: model outputs" in err and "lists 4 classes" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_converter_failure_leaves_no_finished_looking_file(
+    tiny_export, tmp_path, capsys, monkeypatch
+) -> None:
+    import export.onnx_export
+
+    def broken(ctx):
+        raise RuntimeError("simulated converter crash\nwith a long trace")
+
+    monkeypatch.setattr(export.onnx_export, "write_float32", broken)
+    out = tmp_path / "out"
+    assert main([str(tiny_export[0]), "--formats", "onnx", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "model_float32.onnx: converter failed (RuntimeError: simulated converter crash)"
+    assert not (out / "model_float32.onnx").exists() and not list(out.glob(".*"))
+
+
+# --- shipped models ------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not SHIPPED.exists(), reason=f"{SHIPPED} not shipped yet (run fashion-export --int8 ...)")
+def test_shipped_models_describe_themselves() -> None:
+    files = present(SHIPPED)
+    assert {"model_int8.onnx", "model_int8.tflite", "model_float32.onnx", "model_float32.tflite"} <= {
+        p.name for _, p in files
+    }
+    folder = read_metadata(SHIPPED / "metadata.json")
+    for fmt, path in files:
+        m = read_metadata(path)
+        assert m.classes == folder.classes and len(m.classes) >= 2
+        assert (m.format, m.precision) == (fmt.family, fmt.precision)
+        assert m.temperature > 0 and 0 < m.review_threshold < 1 and m.recipe and m.source_run
+        assert 0 < m.metrics["test_top1"] <= 1
+    rep = json.loads((SHIPPED / "export_report.json").read_text())
+    assert rep["gate"]["passed"]
