@@ -33,6 +33,7 @@ from benchmarks.latency import WorkerError, measure_in_subprocess
 from benchmarks.plots import plot
 from benchmarks.sysinfo import environment
 from benchmarks.table import main_table, report, speedup_table
+from runtime.metadata import ModelMetadata
 
 DEFAULT_MODEL_DIR = Path("models/articletype8")
 FORMAT_LABELS = {"keras": "Keras", "tflite": "TFLite", "onnx": "ONNX"}
@@ -142,24 +143,18 @@ def load_test_set(a: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, list[s
     return x, y, ids, classes
 
 
-def load_webcam(folder: Path, classes: list[str], shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """A webcam-like labelled set as model inputs and class indices (unknown labels are an error)."""
+def load_webcam(folder: Path, meta: ModelMetadata) -> tuple[np.ndarray, np.ndarray]:
+    """A webcam-like labelled set (training.webcam) as model inputs and class indices."""
+    from runtime.preprocess import prepare
     from training.webcam import load_webcam_set
 
-    x, labels, _ids = load_webcam_set(folder)
-    index = {c: i for i, c in enumerate(classes)}
-    y = []
-    for lab in labels:
-        if isinstance(lab, str | np.str_):
-            if str(lab) not in index:
-                raise BenchError(f"{folder}: label {lab!r} is not a class of the model")
-            y.append(index[str(lab)])
-        else:
-            y.append(int(lab))
-    x = np.asarray(x)
-    if x.shape[1:] != shape:
-        raise BenchError(f"{folder}: images are {x.shape[1:]}, the model needs {shape}")
-    return x.astype(np.uint8), np.asarray(y, dtype=np.int64)
+    images, labels, _ids = load_webcam_set(folder)
+    index = {c: i for i, c in enumerate(meta.classes)}
+    unknown = sorted({str(lab) for lab in labels} - set(index))
+    if unknown:
+        raise BenchError(f"{folder}: labels not among the model's classes: {', '.join(unknown[:5])}")
+    x = np.stack([prepare(img, meta) for img in images])
+    return x, np.array([index[str(lab)] for lab in labels], dtype=np.int64)
 
 
 def measure_model(path: Path, inputs: Path, logits_path: Path, a: argparse.Namespace) -> dict[str, Any]:
@@ -206,14 +201,24 @@ def model_row(
 
 
 def name_rows(rows: list[dict[str, Any]]) -> None:
-    """ "ONNX int8"-style names; the file stem where two files share format and precision."""
+    """ "ONNX int8"-style names; variants (int8 I/O, extra files) get a qualifier in the precision."""
+    from export.formats import by_filename
+
+    for r in rows:
+        fmt = by_filename(r["file"])
+        if fmt is not None and fmt.io != "float32":
+            r["precision_label"] = f"{r['precision']}, {fmt.io} I/O"
+        else:
+            r["precision_label"] = r["precision"]
     seen: dict[str, int] = {}
     for r in rows:
-        base = f"{r['format_label']} {r['precision']}"
-        seen[base] = seen.get(base, 0) + 1
+        key = f"{r['format_label']} {r['precision_label']}"
+        seen[key] = seen.get(key, 0) + 1
     for r in rows:
-        base = f"{r['format_label']} {r['precision']}"
-        r["name"] = base if seen[base] == 1 else f"{r['format_label']} {Path(r['file']).stem}"
+        key = f"{r['format_label']} {r['precision_label']}"
+        if seen[key] > 1 and Path(r["file"]).stem != f"model_{r['precision']}":
+            r["precision_label"] += f" ({Path(r['file']).stem})"
+        r["name"] = f"{r['format_label']} {r['precision_label']}"
 
 
 def pick_reference(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -335,7 +340,7 @@ def run(a: argparse.Namespace, command: str) -> dict[str, Any]:
     entries += models
     wx = wy = None
     if a.webcam_set:
-        wx, wy = load_webcam(a.webcam_set, classes, x.shape[1:])
+        wx, wy = load_webcam(a.webcam_set, meta)
     rows = []
     with tempfile.TemporaryDirectory(prefix="fashion-bench-") as tmpdir:
         tmp = Path(tmpdir)

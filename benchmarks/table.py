@@ -53,7 +53,7 @@ def main_table(result: dict[str, Any]) -> str:
             size += f" ({r['size_ratio']:.2f}×)"
         cells = [
             r["format_label"],
-            r["precision"],
+            r.get("precision_label", r["precision"]),
             size,
             fmt(acc.get("top1"), ".2f", "%", 100),
             fmt(acc.get("macro_f1"), ".4f"),
@@ -66,7 +66,11 @@ def main_table(result: dict[str, Any]) -> str:
         if webcam:
             cells.append(fmt(r.get("webcam_top1"), ".2f", "%", 100))
         if r.get("error"):
-            cells = [r["format_label"], r["precision"], size] + ["error"] + ["—"] * (len(header) - 4)
+            cells = (
+                [r["format_label"], r.get("precision_label", r["precision"]), size]
+                + ["error"]
+                + ["—"] * (len(header) - 4)
+            )
         rows.append(cells)
     return md_table(header, rows)
 

@@ -174,3 +174,33 @@ def test_cpu_info_reads_flags(tmp_path) -> None:
     info = cpu_info(f)
     assert info["model"] == "Test CPU 9000"
     assert info["flags"]["avx512_vnni"] and info["flags"]["avx512f"] and not info["flags"]["amx_int8"]
+
+
+@pytest.mark.slow
+def test_bench_tiny_export_with_keras_and_webcam(tiny_catalogue, tmp_path, capsys) -> None:
+    """Every exported format + the Keras reference + the webcam column, on the tiny trained CNN."""
+    webcam = pytest.importorskip("training.webcam")
+    from tests.tinymodels import make_tiny_export
+
+    model_dir = make_tiny_export(tmp_path / "export", tiny_catalogue)
+    cam = webcam.make_webcam_set(model_dir, tmp_path / "webcam", data=tiny_catalogue)
+    run_dir = tmp_path / "export" / "tiny"
+    rc = run_bench(
+        model_dir, tiny_catalogue, tmp_path / "out", "--keras", str(run_dir), "--webcam-set", str(cam)
+    )
+    printed = capsys.readouterr().out
+    assert rc == 0, printed
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    files = [r["file"] for r in result["rows"]]
+    assert files[0] == "model.keras" and result["reference_file"] == "model.keras"
+    assert {"model_float32.tflite", "model_int8.tflite", "model_float32.onnx", "model_int8.onnx"} <= set(
+        files
+    )
+    assert all(r["error"] is None and r["accuracy"]["finite"] for r in result["rows"])
+    keras_top1 = result["rows"][0]["accuracy"]["top1"]
+    for r in result["rows"]:
+        assert abs(r["accuracy"]["top1"] - keras_top1) <= 0.2  # exported files track the float model
+        assert 0.0 <= r["webcam_top1"] <= 1.0
+    assert len({r["name"] for r in result["rows"]}) == len(files)  # every row named apart
+    assert {s["format"] for s in result["speedups"]} == {"tflite", "onnx"}
+    assert "Webcam top-1" in printed and "| Keras | float32 |" in printed
