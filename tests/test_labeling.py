@@ -284,3 +284,21 @@ def test_run_labeling_sorts_after_writing_and_resumes_sorting(clf, corpus, tmp_p
 def test_a_missing_folder_is_a_clear_error(clf, tmp_path):
     with pytest.raises(LabelingError, match="not a folder"):
         run_labeling(tmp_path / "nope", clf, tmp_path / "l.csv")
+
+
+def test_a_torn_header_is_repaired(clf, corpus, tmp_path):
+    out = tmp_path / "labels.csv"
+    out.write_text("path,lab")  # killed while creating the journal
+    s = run_labeling(corpus, clf, out, recursive=True)
+    assert s.this_run == len(GOOD) + len(BAD) == len(rows(out))
+
+
+@pytest.mark.parametrize("move", [False, True])
+def test_fsync_every_batch_only_before_moving(clf, corpus, tmp_path, monkeypatch, move):
+    calls = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd) or real(fd))
+    out = tmp_path / "labels.csv"
+    run_labeling(corpus, clf, out, recursive=True, batch_size=2, sort_dest=tmp_path / "s", move=move)
+    batches = -(-(len(GOOD) + len(BAD)) // 2)
+    assert (len(calls) >= batches) if move else (len(calls) < batches)
