@@ -1,0 +1,1 @@
+"""Qt item models and the folder review session (no widgets here)."""

@@ -1,0 +1,198 @@
+"""One opened folder: labels it in the background, takes corrections, sorts and exports.
+
+The journal is ``<folder>/fashion-labels.csv``, the file ``fashion-label <folder>`` writes by
+default: reopening a folder resumes, and every correction is appended (source=human,
+confidence 1.0, last row wins) and fsync'ed the moment it is made.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QThreadPool, Signal
+
+from desktop_app.models.label_table import ItemRow, LabelTableModel, ReviewFilterProxy, row_from_record
+from desktop_app.workers.jobs import FunctionJob, LabelingJob
+from runtime.labeling import (
+    FIELDS,
+    LabelingError,
+    LabelRecord,
+    append_records,
+    read_labels,
+    relative_key,
+    sort_into,
+)
+from runtime.preprocess import list_images
+
+JOURNAL_NAME = "fashion-labels.csv"
+REFRESH_S = 0.25  # re-read the journal at most this often while a job runs
+
+
+def record_of(row: ItemRow) -> LabelRecord:
+    return LabelRecord(
+        row.path,
+        row.label,
+        row.confidence,
+        list(row.top_k),
+        row.needs_review,
+        row.error,
+        row.source or "model",
+    )
+
+
+class FolderSession(QObject):
+    """Signals: ``started(total)``, ``progress(done, total)``, ``finished(LabelSummary)``,
+    ``failed(message)``, ``sorted(pairs)``, ``saved(path)`` (a correction reached the journal).
+    """
+
+    started = Signal(int)
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+    sorted = Signal(object)
+    saved = Signal(str)
+
+    def __init__(self, pool: QThreadPool | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.pool = pool or QThreadPool.globalInstance()
+        self.model = LabelTableModel(self)
+        self.proxy = ReviewFilterProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.folder: Path | None = None
+        self.journal: Path | None = None
+        self.job: LabelingJob | None = None
+        self.sort_job: FunctionJob | None = None
+        self.batch_size = 16  # small batches: the grid fills visibly and cancel answers fast
+        self.threshold: float | None = None  # None: keep the journal's needs_review flags
+        self._last_refresh = 0.0
+
+    @property
+    def running(self) -> bool:
+        return self.job is not None and not self.job.done.is_set()
+
+    def open(self, folder: str | Path, classifier: Any) -> None:
+        """Show the folder's images, then label those not yet in the journal (in the pool)."""
+        self.cancel(wait=True)
+        root = Path(folder)
+        if not root.is_dir():
+            self.failed.emit(f"{root}: not a folder")
+            return
+        journal = root / JOURNAL_NAME
+        try:
+            paths = [relative_key(p, root) for p in list_images(root)]
+            known = read_labels(journal)
+        except (OSError, LabelingError) as e:
+            self.failed.emit(str(e))
+            return
+        self.folder, self.journal = root, journal
+        self.model.reset(root, paths)
+        wanted = set(paths)
+        self.model.update_rows([self._row(r) for r in known.values() if r.path in wanted])
+        self.proxy.refresh()
+        self.started.emit(len(paths))
+        job = LabelingJob(root, classifier, journal, review_below=self.threshold)
+        job.batch_size = self.batch_size
+        job.signals.progress.connect(self._on_progress)
+        job.signals.finished.connect(self._on_finished)
+        job.signals.failed.connect(self._on_failed)
+        self.job = job
+        self.pool.start(job)
+
+    def cancel(self, wait: bool = False) -> None:
+        """Stop after the current batch (everything labelled so far stays in the journal)."""
+        if self.job is not None:
+            self.job.cancel()
+            if wait:
+                self.job.done.wait(30)
+
+    def refresh(self) -> None:
+        """Re-read the journal into the table (rows of this folder only)."""
+        if self.journal is None:
+            return
+        try:
+            known = read_labels(self.journal)
+        except (OSError, LabelingError):
+            return
+        self.model.update_rows(
+            [self._row(r) for r in known.values() if self.model.row_of(r.path) is not None]
+        )
+        self._last_refresh = time.monotonic()
+
+    def _row(self, rec: LabelRecord) -> ItemRow:
+        row = row_from_record(rec)
+        if self.threshold is not None and row.source == "model" and not row.error:
+            row.needs_review = row.confidence < self.threshold
+        return row
+
+    def set_threshold(self, value: float | None) -> None:
+        """Re-flag the model's rows with a new review threshold (people's labels are kept)."""
+        self.threshold = value
+        self.refresh()
+        self.proxy.refresh()
+
+    def _on_progress(self, done: int, total: int) -> None:
+        if time.monotonic() - self._last_refresh >= REFRESH_S or done >= total:
+            self.refresh()
+        self.progress.emit(done, total)
+
+    def _on_finished(self, summary: Any) -> None:
+        self.refresh()
+        self.proxy.refresh()
+        self.finished.emit(summary)
+
+    def _on_failed(self, message: str) -> None:
+        self.refresh()
+        self.failed.emit(message)
+
+    # --- review ---------------------------------------------------------------------------
+    def set_label(self, row: int, label: str) -> bool:
+        """A person's label for a source row: journal first (fsync), then the table."""
+        if self.journal is None or not 0 <= row < len(self.model.rows):
+            return False
+        current = self.model.rows[row]
+        if current.error or current.pending or not label:
+            return False
+        new = self.model.with_label(row, label)
+        try:
+            append_records(self.journal, [record_of(new)])
+        except OSError as e:
+            self.failed.emit(f"{self.journal}: could not save the correction ({e.strerror or e})")
+            return False
+        self.model.set_row(row, new)
+        self.saved.emit(new.path)
+        return True
+
+    def accept(self, row: int) -> bool:
+        """Confirm the label shown (also for a needs-review item whose guess is right)."""
+        if not 0 <= row < len(self.model.rows):
+            return False
+        return self.set_label(row, self.model.rows[row].label)
+
+    # --- sorting and export ---------------------------------------------------------------
+    def records(self) -> list[LabelRecord]:
+        """The current label of every labelled item in the folder (last journal row wins)."""
+        return [record_of(r) for r in self.model.rows if not r.pending]
+
+    def sort(self, dest: str | Path, move: bool = False) -> FunctionJob | None:
+        """Copy (or move) into dest/<label>/ in the pool; ``sorted`` gets the (src, dst) pairs."""
+        if self.folder is None:
+            return None
+        folder, records = self.folder, self.records()
+        job = FunctionJob(lambda: sort_into(records, folder, dest, move=move))
+        job.signals.finished.connect(self.sorted)
+        job.signals.failed.connect(self.failed)
+        self.sort_job = job
+        self.pool.start(job)
+        return job
+
+    def export(self, path: str | Path) -> int:
+        """Write the current labels (one row per item) to a new CSV in the journal format."""
+        out = Path(path)
+        records = self.records()
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(",".join(FIELDS) + "\n", encoding="utf-8")
+        append_records(tmp, records)
+        tmp.replace(out)
+        return len(records)

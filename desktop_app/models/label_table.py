@@ -1,0 +1,278 @@
+"""The folder's items as a QAbstractTableModel, and a proxy that puts "needs review" first or alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QBrush, QColor, QImageReader, QPixmap
+
+REVIEW_TEXT = "unknown / needs review"
+REVIEW_BG = QColor("#ffe08a")  # amber: look at this one
+ERROR_BG = QColor("#f4b4b4")  # red: could not be read
+HUMAN_BG = QColor("#cdeccd")  # green: checked by a person
+THUMB = QSize(48, 64)
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass
+class ItemRow:
+    """One image of the folder and its current (last-row-wins) label."""
+
+    path: str  # relative to the folder, POSIX
+    label: str = ""
+    confidence: float = 0.0
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    needs_review: bool = False
+    error: str = ""
+    source: str = ""  # "" (not labelled yet) | "model" | "human"
+
+    @property
+    def pending(self) -> bool:
+        return not self.source and not self.error
+
+    @property
+    def flagged(self) -> bool:
+        """Needs a person: low confidence or unreadable (and not yet reviewed)."""
+        return bool(self.error) or (self.needs_review and self.source != "human")
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return f"unreadable: {self.error}"
+        if self.pending:
+            return "…"
+        if self.source == "human":
+            return "reviewed"
+        return REVIEW_TEXT if self.needs_review else "ok"
+
+
+def parse_top_k(value: Any) -> list[tuple[str, float]]:
+    """Accept the record's list of (label, p) or the CSV text "A:0.91|B:0.05"."""
+    if not value:
+        return []
+    if isinstance(value, str):
+        out = []
+        for part in value.split("|"):
+            name, _, p = part.rpartition(":")
+            try:
+                out.append((name, float(p)))
+            except ValueError:
+                continue
+        return out
+    return [(str(n), float(p)) for n, p in value]
+
+
+def row_from_record(rec: Any) -> ItemRow:
+    """A runtime.labeling LabelRecord (or anything with its fields) -> ItemRow."""
+    return ItemRow(
+        path=str(rec.path),
+        label=rec.label or "",
+        confidence=float(rec.confidence or 0.0),
+        top_k=parse_top_k(rec.top_k),
+        needs_review=bool(int(rec.needs_review))
+        if isinstance(rec.needs_review, str)
+        else bool(rec.needs_review),
+        error=rec.error or "",
+        source=rec.source or "model",
+    )
+
+
+class LabelTableModel(QAbstractTableModel):
+    """Rows = images of one folder; columns = item, label, confidence, status, top 3."""
+
+    COLUMNS = ("Item", "Label", "Confidence", "Status", "Top 3")
+    ITEM, LABEL, CONFIDENCE, STATUS, TOP3 = range(5)
+    RowRole = Qt.ItemDataRole.UserRole + 1
+    RankRole = Qt.ItemDataRole.UserRole + 2
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.folder: Path | None = None
+        self.rows: list[ItemRow] = []
+        self._by_path: dict[str, int] = {}
+        self._thumbs: dict[str, QPixmap] = {}
+
+    # --- filling --------------------------------------------------------------------------
+    def reset(self, folder: Path | None, paths: list[str]) -> None:
+        """Show these images (relative paths) as not yet labelled."""
+        self.beginResetModel()
+        self.folder = folder
+        self.rows = [ItemRow(p) for p in paths]
+        self._by_path = {p: i for i, p in enumerate(paths)}
+        self._thumbs.clear()
+        self.endResetModel()
+
+    def update_rows(self, rows: list[ItemRow]) -> int:
+        """Replace rows by path (unknown paths are appended); returns how many changed."""
+        changed = 0
+        new: list[ItemRow] = []
+        for row in rows:
+            i = self._by_path.get(row.path)
+            if i is None:
+                new.append(row)
+            elif self.rows[i] != row:
+                self.rows[i] = row
+                changed += 1
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.COLUMNS) - 1))
+        if new:
+            start = len(self.rows)
+            self.beginInsertRows(QModelIndex(), start, start + len(new) - 1)
+            for row in new:
+                self._by_path[row.path] = len(self.rows)
+                self.rows.append(row)
+            self.endInsertRows()
+        return changed + len(new)
+
+    def set_row(self, i: int, row: ItemRow) -> None:
+        self.rows[i] = row
+        self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.COLUMNS) - 1))
+
+    def with_label(self, i: int, label: str) -> ItemRow:
+        """The row as a person confirmed it: source human, confidence 1.0."""
+        return replace(self.rows[i], label=label, confidence=1.0, needs_review=False, source="human")
+
+    def row_of(self, path: str) -> int | None:
+        return self._by_path.get(path)
+
+    def absolute(self, i: int) -> Path:
+        assert self.folder is not None
+        return self.folder / self.rows[i].path
+
+    def counts(self) -> dict[str, int]:
+        c = {"total": len(self.rows), "pending": 0, "review": 0, "errors": 0, "human": 0}
+        for r in self.rows:
+            c["pending"] += r.pending
+            c["errors"] += bool(r.error)
+            c["review"] += r.needs_review and r.source == "model" and not r.error
+            c["human"] += r.source == "human"
+        return c
+
+    # --- Qt model API ---------------------------------------------------------------------
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self.COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return self.COLUMNS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row = self.rows[index.row()]
+        col = index.column()
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._text(row, col)
+        if role == Qt.ItemDataRole.DecorationRole and col == self.ITEM:
+            return self.thumbnail(row.path)
+        if role == Qt.ItemDataRole.BackgroundRole:
+            if row.error:
+                return QBrush(ERROR_BG)
+            if row.source == "human":
+                return QBrush(HUMAN_BG)
+            if row.needs_review:
+                return QBrush(REVIEW_BG)
+            return None
+        if (
+            role == Qt.ItemDataRole.ForegroundRole
+            and not row.error
+            and row.needs_review
+            and row.source != "human"
+        ):
+            return QBrush(QColor("#7a4b00")) if col in (self.LABEL, self.STATUS) else None
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return row.error or ", ".join(f"{n} {p:.0%}" for n, p in row.top_k) or row.path
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == self.CONFIDENCE:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == self.RowRole:
+            return row
+        if role == self.RankRole:
+            return 0 if row.error else 1 if row.flagged else 2 if row.pending else 3
+        return None
+
+    def _text(self, row: ItemRow, col: int) -> str:
+        if col == self.ITEM:
+            return row.path
+        if col == self.LABEL:
+            if row.error:
+                return "—"
+            if row.needs_review and row.source != "human":
+                return f"{row.label}?"
+            return row.label
+        if col == self.CONFIDENCE:
+            return "" if row.pending or row.error else f"{row.confidence:.0%}"
+        if col == self.STATUS:
+            return row.status
+        return "  ".join(f"{n} {p:.0%}" for n, p in row.top_k[:3])
+
+    def thumbnail(self, rel: str) -> QPixmap | None:
+        """A small cached thumbnail, decoded at reduced size (EXIF orientation applied)."""
+        if rel in self._thumbs:
+            return self._thumbs[rel]
+        if self.folder is None:
+            return None
+        reader = QImageReader(str(self.folder / rel))
+        reader.setAutoTransform(True)
+        size = reader.size()
+        if size.isValid():
+            reader.setScaledSize(size.scaled(THUMB, Qt.AspectRatioMode.KeepAspectRatio))
+        img = reader.read()
+        pix = QPixmap.fromImage(img) if not img.isNull() else QPixmap()
+        self._thumbs[rel] = pix
+        return pix
+
+
+class ReviewFilterProxy(QSortFilterProxyModel):
+    """Modes: ``all`` (folder order), ``review_first`` (flagged rows on top), ``review_only``.
+
+    Rows do not jump while a person reviews them: sorting/filtering is re-applied only by
+    ``set_mode`` or ``refresh`` (dynamic sort is off).
+    """
+
+    MODES = ("review_first", "review_only", "all")
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self.mode = "review_first"
+        self.setDynamicSortFilter(False)
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in self.MODES:
+            raise ValueError(f"unknown mode {mode!r}")
+        self.mode = mode
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.invalidate()
+        self.sort(0 if self.mode != "all" else -1)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
+        if self.mode != "review_only":
+            return True
+        src = self.sourceModel()
+        row: ItemRow = src.data(src.index(source_row, 0, source_parent), LabelTableModel.RowRole)
+        return row.flagged or row.pending
+
+    def lessThan(self, left: Index, right: Index) -> bool:
+        src = self.sourceModel()
+        a = src.data(left, LabelTableModel.RankRole)
+        b = src.data(right, LabelTableModel.RankRole)
+        if a != b:
+            return a < b
+        return left.row() < right.row()

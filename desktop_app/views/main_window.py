@@ -1,0 +1,271 @@
+"""The window: Camera and Folder tabs, menus, model status line, drag and drop."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QThreadPool
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMainWindow, QTabWidget, QWidget
+
+from desktop_app.camera import CameraSource, OpenCVCamera
+from desktop_app.model_holder import ModelHolder
+from desktop_app.models.captures import save_capture
+from desktop_app.models.folder_session import JOURNAL_NAME, FolderSession
+from desktop_app.settings import AppSettings
+from desktop_app.views.camera_view import CameraView, default_capture_folder
+from desktop_app.views.dialogs import Dialogs
+from desktop_app.views.folder_view import FolderView
+from desktop_app.views.model_info import ModelInfoDialog
+from runtime import ModelLoadError
+
+CAMERA_TAB, FOLDER_TAB = 0, 1
+MODEL_SUFFIXES = (".onnx", ".tflite")
+
+
+class MainWindow(QMainWindow):
+    """Wires views to the model holder, the folder session and the camera controller."""
+
+    def __init__(
+        self,
+        settings: AppSettings,
+        holder: ModelHolder,
+        camera_factory: Callable[[int], CameraSource] = OpenCVCamera,
+        dialogs: Dialogs | None = None,
+        pool: QThreadPool | None = None,
+        cameras: list[tuple[int, str]] | None = None,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.holder = holder
+        self.dialogs = dialogs or Dialogs()
+        self.setWindowTitle("Fashion sorter")
+        self.setAcceptDrops(True)
+        self.resize(1180, 760)
+
+        self.session = FolderSession(pool, self)
+        self.camera = CameraView(holder, camera_factory, cameras)
+        self.camera.select_camera(settings.camera_index)
+        self.folder = FolderView(self.session)
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.camera, "Camera")
+        self.tabs.addTab(self.folder, "Folder")
+        self.setCentralWidget(self.tabs)
+
+        self.model_status = QLabel("")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1.0)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setDecimals(2)
+        self.threshold.setPrefix("review below ")
+        self.threshold.setToolTip("Items with a lower confidence are shown as 'unknown / needs review'")
+        self.statusBar().addPermanentWidget(self.threshold)
+        self.statusBar().addWidget(self.model_status, 1)
+        self._build_menus()
+
+        self.tabs.currentChanged.connect(self._on_tab)
+        self.folder.open_requested.connect(self.choose_folder)
+        self.folder.sort_requested.connect(self.sort_folder)
+        self.folder.export_requested.connect(self.export_csv)
+        self.camera.save_requested.connect(self.save_capture)
+        self.camera.camera_box.currentIndexChanged.connect(self._remember_camera)
+        self.session.failed.connect(lambda m: self.dialogs.error(self, "Folder", m))
+        self.session.finished.connect(self._on_labelled)
+        self.session.sorted.connect(self._on_sorted)
+        holder.changed.connect(self._on_model_changed)
+        holder.threshold_changed.connect(self._on_threshold_changed)
+        self.threshold.valueChanged.connect(self._on_threshold_edited)
+        self._on_model_changed(holder.classifier)
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        self.open_folder_action = self._action(
+            file_menu, "Open &folder…", QKeySequence.StandardKey.Open, self.choose_folder
+        )
+        self.open_model_action = self._action(file_menu, "Open &model…", "Ctrl+M", self.choose_model)
+        self.export_action = self._action(file_menu, "&Export CSV…", "Ctrl+E", self.export_csv)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        view_menu = self.menuBar().addMenu("&View")
+        self._action(view_menu, "&Camera", "Ctrl+1", lambda: self.tabs.setCurrentIndex(CAMERA_TAB))
+        self._action(view_menu, "&Folder", "Ctrl+2", lambda: self.tabs.setCurrentIndex(FOLDER_TAB))
+        help_menu = self.menuBar().addMenu("&Help")
+        self._action(help_menu, "&About the model…", "F1", self.show_model_info)
+
+    def _action(self, menu: Any, text: str, shortcut: Any, slot: Callable[[], Any]) -> QAction:
+        action = QAction(text, self)
+        action.setShortcut(QKeySequence(shortcut))
+        action.triggered.connect(lambda _checked=False: slot())
+        menu.addAction(action)
+        return action
+
+    # --- model ----------------------------------------------------------------------------
+    def choose_model(self) -> None:
+        start = self.holder.classifier.path.parent if self.holder.classifier is not None else None
+        path = self.dialogs.open_model(self, start)
+        if path is not None:
+            self.open_model(path)
+
+    def open_model(self, path: str | Path) -> bool:
+        """Load a model file; on failure say why and keep the current one."""
+        try:
+            self.holder.load(path)
+        except ModelLoadError as e:
+            keep = f"\n\nStill using {self.holder.classifier.path.name}." if self.holder.classifier else ""
+            self.dialogs.error(self, "Cannot open model", f"{e}{keep}")
+            return False
+        self.settings.model_path = Path(path).resolve()
+        self.holder.set_threshold(None)  # a threshold tuned for another model means nothing here
+        self.settings.threshold = None
+        return True
+
+    def _on_model_changed(self, clf: Any) -> None:
+        if clf is None:
+            self.model_status.setText("No model loaded — File ▸ Open model…")
+            self.folder.set_classes([])
+            return
+        acc = (clf.meta.metrics or {}).get("test_top1")
+        acc_text = f" · test accuracy {acc:.1%}" if isinstance(acc, (int, float)) else ""
+        self.model_status.setText(
+            f"Model: {clf.path.name} ({clf.format.upper()} {clf.precision}, {len(clf.classes)} classes){acc_text}"
+        )
+        self.folder.set_classes(list(clf.classes))
+        self.threshold.blockSignals(True)
+        self.threshold.setValue(self.holder.threshold)
+        self.threshold.blockSignals(False)
+
+    def _on_threshold_edited(self, value: float) -> None:
+        self.holder.set_threshold(value)
+        self.settings.threshold = value
+
+    def _on_threshold_changed(self, value: float) -> None:
+        if abs(self.threshold.value() - value) > 1e-9:
+            self.threshold.blockSignals(True)
+            self.threshold.setValue(value)
+            self.threshold.blockSignals(False)
+        self.session.set_threshold(value if self.holder.threshold_is_custom else None)
+
+    def show_model_info(self) -> None:
+        if self.holder.classifier is None:
+            self.dialogs.info(self, "About the model", "No model is loaded.")
+            return
+        ModelInfoDialog(self.holder.classifier, self.holder.threshold, self).exec()
+
+    # --- folder ---------------------------------------------------------------------------
+    def choose_folder(self) -> None:
+        path = self.dialogs.choose_folder(self, "Open a folder of photos", self.settings.last_folder)
+        if path is not None:
+            self.open_folder(path)
+
+    def open_folder(self, path: str | Path) -> None:
+        """Switch to folder mode and label the folder (resuming its fashion-labels.csv)."""
+        if self.holder.classifier is None:
+            self.dialogs.error(self, "No model", "Open a model first (File ▸ Open model…).")
+            return
+        self.tabs.setCurrentIndex(FOLDER_TAB)
+        self.settings.last_folder = Path(path).resolve()
+        self.session.open(path, self.holder.worker_classifier())
+        self.statusBar().showMessage(f"Labels are saved to {Path(path) / JOURNAL_NAME}", 8000)
+
+    def _on_labelled(self, summary: Any) -> None:
+        state = "cancelled" if summary.cancelled else "done"
+        self.statusBar().showMessage(f"Labelling {state}: {summary.line()}", 15000)
+
+    def sort_folder(self) -> None:
+        folder = self.session.folder
+        if folder is None:
+            return
+        dest = self.dialogs.choose_folder(self, "Sort into which folder?", folder.parent)
+        if dest is None:
+            return
+        count = sum(1 for r in self.session.records() if not r.error)
+        mode = self.dialogs.sort_mode(self, count, dest)
+        if mode is not None:
+            self.session.sort(dest, move=mode == "move")
+
+    def _on_sorted(self, pairs: list) -> None:
+        self.statusBar().showMessage(f"Sorted {len(pairs)} files into per-label folders.", 15000)
+
+    def export_csv(self) -> None:
+        if self.session.folder is None:
+            self.dialogs.info(self, "Export CSV", "Open a folder first.")
+            return
+        path = self.dialogs.save_csv(
+            self, self.session.folder.parent / f"{self.session.folder.name}-labels.csv"
+        )
+        if path is None:
+            return
+        try:
+            n = self.session.export(path)
+        except OSError as e:
+            self.dialogs.error(self, "Export CSV", f"{path}: {e.strerror or e}")
+            return
+        self.statusBar().showMessage(f"Exported {n} rows to {path}", 10000)
+
+    # --- camera ---------------------------------------------------------------------------
+    def save_capture(self, label: str) -> None:
+        folder = self.settings.capture_folder
+        if folder is None:
+            folder = self.dialogs.choose_folder(
+                self, "Save captured items where?", default_capture_folder().parent
+            )
+            if folder is None:
+                return
+            self.settings.capture_folder = folder
+        crop = self.camera.captured_crop()
+        if crop is None:
+            return
+        pred = self.camera.last.prediction if self.camera.last else None
+        try:
+            path = save_capture(folder, crop, label, pred)
+        except OSError as e:
+            self.dialogs.error(self, "Save item", f"{folder}: {e.strerror or e}")
+            return
+        self.statusBar().showMessage(f"Saved {path}", 8000)
+        self.camera.set_frozen(False)
+
+    def _remember_camera(self, _i: int) -> None:
+        self.settings.camera_index = self.camera.camera_index
+
+    def _on_tab(self, index: int) -> None:
+        if index == CAMERA_TAB:
+            self.camera.setFocus()
+            if not self.camera.controller.running and self.holder.classifier is not None:
+                self.camera.start()
+        else:
+            self.camera.stop()
+            self.folder.table.setFocus()
+
+    # --- window ---------------------------------------------------------------------------
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt API)
+        if any(self._drop_kind(u.toLocalFile()) for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt API)
+        for url in event.mimeData().urls():
+            path = url.toLocalFile()
+            kind = self._drop_kind(path)
+            if kind == "folder":
+                self.open_folder(path)
+            elif kind == "model":
+                self.open_model(path)
+            if kind:
+                event.acceptProposedAction()
+                return
+
+    @staticmethod
+    def _drop_kind(path: str) -> str:
+        p = Path(path) if path else None
+        if p is None:
+            return ""
+        if p.is_dir():
+            return "folder"
+        return "model" if p.suffix.lower() in MODEL_SUFFIXES else ""
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
+        self.camera.shutdown()
+        self.session.cancel(wait=True)
+        super().closeEvent(event)
