@@ -23,11 +23,12 @@ def plot(result: dict[str, Any], path: Path) -> Path:
         if p50 is None or acc is None:
             continue
         marker = "o" if r["precision"] == "int8" else "s"
-        ax1.scatter(p50, acc * 100, s=60, marker=marker)
-        ax1.annotate(r["name"], (p50, acc * 100), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax1.scatter(p50, acc * 100, s=60, marker=marker, label=r["name"], alpha=0.8)
     ax1.set_xlabel(f"p50 latency, ms (batch {s['headline_batch']}, {s['headline_threads']} thread)")
     ax1.set_ylabel("top-1 accuracy, %")
-    ax1.set_title("Accuracy vs latency")
+    ax1.set_title("Accuracy vs latency (int8: circles)")
+    if ax1.collections:
+        ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
 
     settings = sorted({(c["batch"], c["threads"]) for r in rows for c in r["latency"]["configs"]})

@@ -82,7 +82,8 @@ def table_notes(result: dict[str, Any]) -> str:
     return (
         f"Top-1 / Macro-F1 on {s['n_test']} test images of the model's split; Agreement = same argmax as "
         f"the float reference ({ref}). p50/p99: batch {s['headline_batch']}, {s['headline_threads']} "
-        f"thread(s), over {s['runs']} timed runs after warm-up. img/s: best throughput over batches "
+        f"thread(s): median of up to {s['runs']} timed runs after warm-up, best of {s.get('rounds', 1)} "
+        f"round(s) run in alternating order. img/s: best throughput over batches "
         f"{s['batches']} × threads {s['threads']}. RSS: peak resident memory of a process that loaded "
         "only this model and ran it (no TensorFlow except for the Keras row)."
     )
