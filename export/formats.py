@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,7 @@ class ExportContext:
     workdir: Path  # scratch folder, removed after the export
     qat_model: Any = None  # quantization-aware model when --qat
     threads: int | None = None
+    choices: dict[str, Any] = field(default_factory=dict)  # decisions writers share (e.g. PTQ vs QAT)
 
 
 @dataclass

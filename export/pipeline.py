@@ -148,14 +148,21 @@ def _write_test_splits(run: Path, out: Path) -> None:
     os.replace(tmp, out / "splits.csv")
 
 
-def _quantization_choice(opts: ExportOptions) -> dict[str, Any]:
+def _quantization_choice(opts: ExportOptions, choices: dict[str, Any]) -> dict[str, Any]:
     if opts.qat:
-        why = (
-            "--qat asked for quantization-aware fine-tuning (use it when PTQ loses too much); "
-            "it applies to the TFLite int8 files, ONNX int8 stays onnxruntime PTQ (tf2onnx on a QAT "
-            "model gives float weights)"
+        method = choices.get("int8_method", "QAT")
+        trials = choices.get("int8_trials", {})
+        measured = ", ".join(
+            f"{m} val top-1 {t['val_top1']:.2%} / agreement {t['val_agreement']:.2%}"
+            for m, t in trials.items()
         )
-        return {"method": "QAT", "why": why, "epochs": opts.qat_epochs}
+        why = (
+            f"--qat asked for quantization-aware fine-tuning ({opts.qat_epochs} epoch(s)); both were converted and "
+            f"measured on the validation split ({measured or 'no TFLite int8 file selected'}) and {method} kept "
+            "(ties keep QAT). This applies to the TFLite int8 files; ONNX int8 stays onnxruntime PTQ (tf2onnx on "
+            "a QAT model gives float weights, not an int8 model)"
+        )
+        return {"method": method, "why": why, "epochs": opts.qat_epochs, "trials": trials}
     why = (
         "post-training full-integer quantization is the default; re-run with --qat if the gate or goals fail"
     )
@@ -253,7 +260,7 @@ def export_run(opts: ExportOptions) -> dict[str, Any]:
             "test_coverage": test_cov,
             "test_accuracy_above": test_acc,
         },
-        "quantization": {**_quantization_choice(opts), "calibration_images": len(calib)},
+        "quantization": {**_quantization_choice(opts, ctx.choices), "calibration_images": len(calib)},
         "reference": {"model": "model.keras", "scores": ref.__dict__, "test_ids": test_ids, "pred": ref_pred.tolist()},
         "files": [r.to_dict() for r in results],
         "goals": goals(results),

@@ -44,20 +44,58 @@ def write_float16(ctx: ExportContext) -> Artifact:
     return Artifact(conv.convert(), {}, {"weights": "float16, computed in float32 on CPU"})
 
 
-def _int8(ctx: ExportContext, int8_io: bool) -> Artifact:
+def _convert_int8(model: Any, calib: np.ndarray, int8_io: bool) -> bytes:
     import tensorflow as tf
 
-    model = ctx.qat_model if ctx.qat_model is not None else ctx.model
     conv = _converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = _representative(ctx.calib)
+    conv.representative_dataset = _representative(calib)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if int8_io:
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-    raw = conv.convert()
-    method = "QAT" if ctx.qat_model is not None else "PTQ"
+    return conv.convert()
+
+
+def _val_scores(flatbuffer: bytes, ctx: ExportContext) -> dict[str, float]:
+    """Validation top-1 and agreement with the Keras float model of a float-I/O TFLite model (LiteRT)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=flatbuffer, num_threads=ctx.threads or 1)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    preds = []
+    for i in range(0, len(ctx.val_x), 256):
+        batch = ctx.val_x[i : i + 256].astype(np.float32)
+        it.resize_tensor_input(inp["index"], list(batch.shape))
+        it.allocate_tensors()
+        it.set_tensor(inp["index"], batch)
+        it.invoke()
+        preds.append(it.get_tensor(out["index"]).argmax(1))
+    pred = np.concatenate(preds)
+    ref = np.asarray(ctx.model.predict(ctx.val_x.astype(np.float32), verbose=0)).argmax(1)
+    return {"val_top1": float((pred == ctx.val_y).mean()), "val_agreement": float((pred == ref).mean())}
+
+
+def choose_method(ctx: ExportContext) -> str:
+    """PTQ, or under --qat whichever of PTQ/QAT measures better on val (ties keep QAT, as asked)."""
+    if ctx.qat_model is None:
+        return "PTQ"
+    if "int8_method" not in ctx.choices:
+        trials = {m: _val_scores(_convert_int8(model, ctx.calib, False), ctx)
+                  for m, model in (("PTQ", ctx.model), ("QAT", ctx.qat_model))}  # fmt: skip
+        key = {m: (t["val_top1"], t["val_agreement"]) for m, t in trials.items()}
+        ctx.choices["int8_method"] = "QAT" if key["QAT"] >= key["PTQ"] else "PTQ"
+        ctx.choices["int8_trials"] = trials
+    return ctx.choices["int8_method"]
+
+
+def _int8(ctx: ExportContext, int8_io: bool) -> Artifact:
+    method = choose_method(ctx)
+    model = ctx.qat_model if method == "QAT" else ctx.model
+    raw = _convert_int8(model, ctx.calib, int8_io)
     notes: dict[str, Any] = {"method": method, "calibration_images": len(ctx.calib)}
+    if "int8_trials" in ctx.choices:
+        notes["trials"] = ctx.choices["int8_trials"]
     changes: dict[str, Any] = {}
     if int8_io:
         scale, zero = input_quantization(raw)

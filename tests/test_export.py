@@ -270,6 +270,19 @@ def test_converter_failure_leaves_no_finished_looking_file(
     assert not (out / "model_float32.onnx").exists() and not list(out.glob(".*"))
 
 
+@pytest.mark.slow
+def test_qat_measures_ptq_and_qat_and_reports_the_choice(tiny_export, tmp_path) -> None:
+    out = tmp_path / "qat"
+    assert main([str(tiny_export[0]), "--int8", "--qat", "--qat-epochs", "1", "--formats", "tflite",
+                 "--calib-n", "30", "--out", str(out)]) == 0  # fmt: skip
+    rep = json.loads((out / "export_report.json").read_text())
+    q = rep["quantization"]
+    assert set(q["trials"]) == {"PTQ", "QAT"} and q["method"] in q["trials"] and q["method"] in q["why"]
+    notes = {f["file"]: f["notes"] for f in rep["files"]}
+    assert notes["model_int8.tflite"]["method"] == q["method"]
+    assert read_metadata(out / "model_int8.tflite").precision == "int8"
+
+
 # --- shipped models ------------------------------------------------------------------------------
 
 
