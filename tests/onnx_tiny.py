@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -123,15 +126,19 @@ def _onnx_int8(float_path: Path, path: Path, meta: ModelMetadata) -> None:
             return next(self.batches, None)
 
     tmp = path.with_suffix(".tmp.onnx")
-    quantize_static(
-        str(float_path),
-        str(tmp),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Add", "Mul", "ReduceMean"],
-    )
+    logging.disable(logging.WARNING)  # "consider pre-processing": not needed for this toy graph
+    try:
+        quantize_static(
+            str(float_path),
+            str(tmp),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Add", "Mul", "ReduceMean"],
+        )
+    finally:
+        logging.disable(logging.NOTSET)
     model = onnx.load(str(tmp))
     tmp.unlink()
     del model.metadata_props[:]
@@ -212,10 +219,17 @@ def make_tiny_models(
     if stamp.exists() and stamp.read_text() == key and all(p.exists() for p in paths.values()):
         return paths
     d.mkdir(parents=True, exist_ok=True)
-    _onnx_float(paths["onnx_float32"], tiny_metadata(classes, h, w, "onnx", "float32"))
-    _onnx_int8(paths["onnx_float32"], paths["onnx_int8"], tiny_metadata(classes, h, w, "onnx", "int8"))
-    if tflite:
-        _tflite(paths, classes, h, w)
+    tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=d))  # build aside, then swap in file by file,
+    try:  # so concurrent test processes never read a half-written model
+        built = {n: tmp / FILES[n] for n in names}
+        _onnx_float(built["onnx_float32"], tiny_metadata(classes, h, w, "onnx", "float32"))
+        _onnx_int8(built["onnx_float32"], built["onnx_int8"], tiny_metadata(classes, h, w, "onnx", "int8"))
+        if tflite:
+            _tflite(built, classes, h, w)
+        for n in names:
+            os.replace(built[n], paths[n])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     stamp.write_text(key)
     return paths
 
