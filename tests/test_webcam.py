@@ -34,7 +34,7 @@ def _studio_shot(white_item: bool = False, jpeg: bool = True) -> tuple[np.ndarra
     else:
         cv2.rectangle(truth, (14, 18), (44, 64), 255, -1)
         img[truth > 0] = (30, 90, 160)
-        cv2.circle(img, (29, 40), 6, (255, 255, 255), -1)  # a white print inside: a hole to fill
+        cv2.circle(img, (29, 40), 6, (242, 240, 236), -1)  # an off-white print: a hole to fill
     if not jpeg:
         return img, truth
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 75])
@@ -64,6 +64,15 @@ def test_foreground_mask_keeps_both_shoes_and_drops_specks() -> None:
     n, _ = cv2.connectedComponents(mask)
     assert n - 1 == 2
     assert mask[5, 5] == 0
+
+
+def test_foreground_mask_sees_through_a_handle_loop() -> None:
+    img = np.full((H, W, 3), 255, np.uint8)
+    cv2.rectangle(img, (8, 40), (52, 74), (90, 40, 30), -1)  # the bag
+    cv2.ellipse(img, (30, 40), (16, 22), 0, 180, 360, (90, 40, 30), 3)  # its handle
+    mask = webcam.foreground_mask(img)
+    assert mask[30, 30] == 0  # backdrop inside the loop stays background
+    assert mask[60, 30] == 255 and mask[19, 30] == 255  # bag and handle are item
 
 
 def test_foreground_mask_rejects_non_rgb() -> None:

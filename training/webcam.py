@@ -62,16 +62,14 @@ def _mask_and_darkness(
     mask = cv2.bitwise_or(cv2.bitwise_or(cv2.compare(darkness, white_tol, cv2.CMP_GT),
                                          cv2.compare(spread, 10, cv2.CMP_GT)), cv2.compare(edges, 8, cv2.CMP_GT))  # fmt: skip
     mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _K7)
-    # white items: the studio white is nearly pure, so whatever the border cannot reach through
-    # nearly pure white pixels is item, even where its outline is too faint for the cues above
-    # (dilated by a pixel so that the backdrop leaks through sparse JPEG ringing specks)
+    # white items: the studio white is nearly pure, and off-white fabric is not, even where its
+    # outline is too faint for the cues above (eroded, then opened: no JPEG ringing specks)
     pure = cv2.bitwise_and(cv2.compare(darkness, 4, cv2.CMP_LE), cv2.compare(spread, 6, cv2.CMP_LE))
-    unreached = _fill_holes(cv2.bitwise_not(cv2.dilate(pure, _K3))) if pure.any() else pure
-    unreached = cv2.morphologyEx(unreached, cv2.MORPH_OPEN, _K5)
-    if cv2.countNonZero(unreached) < 0.9 * unreached.size:  # else the backdrop is off-white
-        mask = cv2.bitwise_or(mask, unreached)
+    off_white = cv2.morphologyEx(cv2.erode(cv2.bitwise_not(pure), _K3), cv2.MORPH_OPEN, _K5)
+    if cv2.countNonZero(off_white) < 0.9 * off_white.size:  # else the backdrop itself is off-white
+        mask = cv2.bitwise_or(mask, off_white)
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _K3)
-    mask = _large_parts(_fill_holes(mask), min_part)
+    mask = _large_parts(_fill_holes(mask, pure), min_part)
     # closing and the edge cue reach ~3 px into the white: drop near-white pixels of that rim
     rim = cv2.subtract(mask, cv2.erode(mask, _K7))
     near_white = cv2.bitwise_and(cv2.compare(darkness, 6, cv2.CMP_LE), cv2.compare(spread, 8, cv2.CMP_LE))
@@ -79,15 +77,27 @@ def _mask_and_darkness(
     return mask, darkness
 
 
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """Fill regions of background that the border cannot reach (holes inside the item)."""
+def _fill_holes(mask: np.ndarray, pure: np.ndarray, see_through: float = 0.012) -> np.ndarray:
+    """Fill holes inside the item (regions the border cannot reach) except see-through ones.
+
+    A hole of mostly pure white larger than ``see_through`` of the image is backdrop seen through
+    the item (a bag handle's loop, the gap between legs) and stays background.
+    """
     h, w = mask.shape
-    padded = np.zeros((h + 2, w + 2), np.uint8)
-    padded[1:-1, 1:-1] = mask
-    flood = padded.copy()
+    flood = np.zeros((h + 2, w + 2), np.uint8)
+    flood[1:-1, 1:-1] = mask
     cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 255)
-    holes = cv2.bitwise_not(flood)[1:-1, 1:-1]
-    return cv2.bitwise_or(mask, holes)
+    holes = cv2.bitwise_not(flood[1:-1, 1:-1])
+    if not cv2.countNonZero(holes):
+        return mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
+    if n <= 1:
+        return mask
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    pure_px = np.bincount(labels.ravel(), weights=(pure.ravel() > 0), minlength=n)
+    fill = (area <= see_through * h * w) | (pure_px < 0.5 * area)
+    fill[0] = False
+    return cv2.bitwise_or(mask, (fill[labels] * 255).astype(np.uint8))
 
 
 def _large_parts(mask: np.ndarray, min_part: float) -> np.ndarray:
@@ -298,11 +308,11 @@ def _render(img: np.ndarray, rng: np.random.Generator, strength: float) -> tuple
     out = comp.astype(np.float32)
     out *= light[:, :, None] * gains
     # optics: mild defocus or motion blur; a low-resolution sensor (down and up again)
-    if u[25] < 0.35 * s:
-        out = cv2.GaussianBlur(out, (0, 0), 0.35 + 0.45 * u[26] * s)
-    elif u[25] < 0.45 * s:
-        out = cv2.filter2D(out, -1, _motion_kernel(2 + int(u[26] * 2.99), int(u[27] * 4)))
-    elif u[28] < 0.2 * s:
+    if u[25] < 0.25 * s:
+        out = cv2.GaussianBlur(out, (0, 0), 0.3 + 0.4 * u[26] * s)
+    elif u[25] < 0.33 * s:
+        out = cv2.filter2D(out, -1, _motion_kernel(2 + int(u[26] * 1.99), int(u[27] * 4)))
+    elif u[28] < 0.15 * s:
         f = 0.65 + 0.25 * u[29]
         small = cv2.resize(out, (max(2, round(w * f)), max(2, round(h * f))), interpolation=cv2.INTER_AREA)
         out = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
