@@ -255,6 +255,7 @@ def export_run(opts: ExportOptions) -> dict[str, Any]:
             "review_precision_target": opts.review_precision,
             "review_threshold": thr.threshold,
             "val_precision": thr.precision,
+            "val_precision_lower_90": thr.precision_lower,
             "val_coverage": thr.coverage,
             "val_n": len(val_y),
             "test_coverage": test_cov,

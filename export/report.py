@@ -72,7 +72,8 @@ def render_markdown(rep: dict[str, Any]) -> str:
         f"- Temperature (fitted on {cal['val_n']} validation images, min NLL): **{cal['temperature']:.3f}**"
         + (" (at the search bound)" if cal["temperature_at_bound"] else ""),
         f"- Review threshold: **{cal['review_threshold']:.6g}** — validation predictions at or above it are "
-        f"right {cal['val_precision']:.1%} of the time (target ≥ {cal['review_precision_target']:.0%}), "
+        f"right {cal['val_precision']:.1%} of the time (≥ {cal['val_precision_lower_90']:.1%} with 90% confidence; "
+        f"target ≥ {cal['review_precision_target']:.0%}), "
         f"covering {cal['val_coverage']:.1%} of validation items.",
         f"- Test split (Keras): {cal['test_coverage']:.1%} of items above the threshold, "
         f"{cal['test_accuracy_above']:.1%} of them right.",

@@ -20,6 +20,7 @@ from export.calibration import (
     fit_temperature,
     softmax,
     stratified_indices,
+    wilson_lower,
 )
 from export.cli import main
 from export.formats import FORMATS, by_filename, present, select_formats
@@ -51,16 +52,27 @@ def test_fit_temperature_recovers_the_generating_temperature() -> None:
     assert fit_temperature(logits, y) == pytest.approx(true_t, rel=0.15)
 
 
-def test_review_threshold_is_lowest_confidence_meeting_the_precision() -> None:
+def test_review_threshold_is_lowest_confidence_meeting_the_precision_with_confidence() -> None:
     rng = np.random.default_rng(1)
-    conf = rng.uniform(0.34, 1.0, 500)
+    conf = rng.uniform(0.34, 1.0, 2000)
     probs = np.stack([conf, (1 - conf) / 2, (1 - conf) / 2], axis=1)
-    y = np.where(rng.uniform(size=500) < conf, 0, 1)  # right with probability = confidence
-    choice = choose_review_threshold(probs, y, 0.98)
+    y = np.where(rng.uniform(size=2000) < conf, 0, 1)  # right with probability = confidence
+    choice = choose_review_threshold(probs, y, 0.95)
     cov, acc = accuracy_above(probs, y, choice.threshold)
-    assert acc >= 0.98 and cov == pytest.approx(choice.coverage)
-    lower = conf[conf < choice.threshold].max()
-    assert accuracy_above(probs, y, lower)[1] < 0.98  # one step lower misses the target
+    n = round(cov * len(y))
+    assert acc >= choice.precision_lower >= 0.95 and cov == pytest.approx(choice.coverage)
+    assert wilson_lower(np.array(acc * n), np.array(n)) == pytest.approx(choice.precision_lower)
+    lower = conf[conf < choice.threshold].max()  # one step lower misses the target
+    cov2, acc2 = accuracy_above(probs, y, lower)
+    assert wilson_lower(np.array(acc2 * round(cov2 * len(y))), np.array(round(cov2 * len(y)))) < 0.95
+
+
+def test_few_validation_items_cannot_support_a_high_target() -> None:
+    probs = np.tile([0.99, 0.01], (18, 1))
+    y = np.zeros(18, int)  # all right, but only 18 of them
+    assert choose_review_threshold(probs, y, 0.9).coverage == 1.0
+    with pytest.raises(CalibrationError, match="with 90% confidence"):
+        choose_review_threshold(probs, y, 0.98)
 
 
 def test_review_threshold_impossible_raises() -> None:
@@ -238,8 +250,8 @@ def test_impossible_review_threshold_fails_before_writing(tiny_export, tmp_path,
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "out"
-    assert main([str(run), "--int8", "--out", str(out)]) == 1
-    assert "no review threshold reaches 98.0% precision" in capsys.readouterr().err
+    assert main([str(run), "--int8", "--review-precision", "0.9", "--out", str(out)]) == 1
+    assert "no review threshold reaches 90.0% precision" in capsys.readouterr().err
     assert not list(out.glob("model_*"))
 
 
@@ -248,7 +260,7 @@ def test_metadata_disagreeing_with_model_output(tiny_export, tmp_path, capsys) -
     run = _edit_run(tiny_export[0], tmp_path / "run")
     meta = read_metadata(run / "metadata.json")
     (run / "metadata.json").write_text(meta.replace(classes=[*meta.classes, "Extra"]).to_json())
-    assert main([str(run), "--out", str(tmp_path / "out")]) == 1
+    assert main([str(run), "--review-precision", "0.9", "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip()
     assert "model.keras: model outputs" in err and "lists 4 classes" in err and len(err.splitlines()) == 1
 
@@ -264,7 +276,9 @@ def test_converter_failure_leaves_no_finished_looking_file(
 
     monkeypatch.setattr(export.onnx_export, "write_float32", broken)
     out = tmp_path / "out"
-    assert main([str(tiny_export[0]), "--formats", "onnx", "--out", str(out)]) == 1
+    assert (
+        main([str(tiny_export[0]), "--formats", "onnx", "--review-precision", "0.9", "--out", str(out)]) == 1
+    )
     err = capsys.readouterr().err.strip()
     assert err == "model_float32.onnx: converter failed (RuntimeError: simulated converter crash)"
     assert not (out / "model_float32.onnx").exists() and not list(out.glob(".*"))
@@ -274,7 +288,7 @@ def test_converter_failure_leaves_no_finished_looking_file(
 def test_qat_measures_ptq_and_qat_and_reports_the_choice(tiny_export, tmp_path) -> None:
     out = tmp_path / "qat"
     assert main([str(tiny_export[0]), "--int8", "--qat", "--qat-epochs", "1", "--formats", "tflite",
-                 "--calib-n", "30", "--out", str(out)]) == 0  # fmt: skip
+                 "--calib-n", "30", "--review-precision", "0.9", "--out", str(out)]) == 0  # fmt: skip
     rep = json.loads((out / "export_report.json").read_text())
     q = rep["quantization"]
     assert set(q["trials"]) == {"PTQ", "QAT"} and q["method"] in q["trials"] and q["method"] in q["why"]
