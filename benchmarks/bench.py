@@ -86,6 +86,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--label-n", type=int, help="test images to label end to end (default 2000; quick 64; 0 = skip)"
     )
+    ap.add_argument(
+        "--label-model", help="file name in MODEL_DIR used for labeling (default model_int8.onnx)"
+    )
     ap.add_argument("--label-threads", type=int, default=2, help="inference threads for labeling (default 2)")
     ap.add_argument("--webcam-set", type=Path, help="webcam-like set folder (labels.csv): extra Webcam top-1")
     ap.add_argument(
@@ -346,8 +349,13 @@ def labeling(
     a: argparse.Namespace, models: list[Path], x: np.ndarray, ids: list[str], tmp: Path, recipe: str
 ):
     """Time ``runtime.labeling`` on a folder of real test images with the int8 ONNX model."""
-    model = next((p for p in models if p.name == "model_int8.onnx"), None)
-    model = model or next((p for p in models if p.suffix == ".onnx"), models[0])
+    if a.label_model:
+        model = a.model_dir / a.label_model
+        if model not in models:
+            raise BenchError(f"{model}: --label-model is not a model file of {a.model_dir}")
+    else:
+        model = next((p for p in models if p.name == "model_int8.onnx"), None)
+        model = model or next((p for p in models if p.suffix == ".onnx"), models[0])
     folder = a.label_folder
     if folder is None:
         if a.label_n == 0:
