@@ -451,7 +451,12 @@ def make_webcam_set(
 
     if per_image < 1:
         raise DataError(f"per_image must be >= 1, got {per_image}")
-    x, y, ids, classes = load_split(model_or_run_dir, split, data=data)
+    try:
+        x, y, ids, classes = load_split(model_or_run_dir, split, data=data)
+    except KeyError as e:  # a label in splits.csv that metadata.json does not list
+        raise DataError(
+            f"{Path(model_or_run_dir) / 'splits.csv'}: label {e} is not a class in metadata.json"
+        ) from None
     if x.ndim != 4 or x.shape[3] != 3:
         raise DataError(
             f"{model_or_run_dir}: webcam-like images need RGB catalogue images, got shape {x.shape[1:]}"
