@@ -145,7 +145,7 @@ def test_low_confidence_shows_needs_review(rig_factory, clf):
     rig.qtbot.waitUntil(lambda: view.frames_shown >= 2, timeout=10000)
     assert view.panel.needs_review
     assert view.panel.current_label == ""
-    assert REVIEW_TEXT.upper() in view.panel.status.text()
+    assert REVIEW_TEXT in view.panel.status.text().lower()
     assert view.preview.guide_color.name() == "#ffb000"
 
 
@@ -221,7 +221,7 @@ def test_folder_fills_with_labels_and_flags_bad_file(rig_factory, clf, tmp_path)
     model = rig.window.session.model
     assert model.rowCount() == 10
     rows = {r.path: r for r in model.rows}
-    assert rows["broken.jpg"].error and "unreadable" in rows["broken.jpg"].status
+    assert rows["broken.jpg"].error and rows["broken.jpg"].status == "unreadable"
     for name, row in rows.items():
         if name != "broken.jpg":
             assert row.label == clf.predict([folder / name])[0].label
@@ -425,3 +425,19 @@ def test_fashion_app_cli_bad_fake_camera_image(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2
     assert "nope.png: image not found" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_long_sessions_do_not_exhaust_none_or_true_references():
+    """PySide6 6.12.0 on CPython 3.11 drops a None reference per void call and a True per emit;
+    without desktop_app's guard this loop aborts the interpreter (none_dealloc/bool_dealloc)."""
+    code = (
+        "import desktop_app\n"
+        "from PySide6.QtCore import QObject, Signal\n"
+        "class P(QObject):\n    s = Signal()\n"
+        "p = P()\n"
+        "for _ in range(100_000):\n    p.setObjectName('x'); p.s.emit()\n"
+        "print('alive')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert "alive" in out.stdout

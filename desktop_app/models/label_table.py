@@ -49,7 +49,7 @@ class ItemRow:
     @property
     def status(self) -> str:
         if self.error:
-            return f"unreadable: {self.error}"
+            return "unreadable"
         if self.pending:
             return "…"
         if self.source == "human":
@@ -91,7 +91,7 @@ def row_from_record(rec: Any) -> ItemRow:
 class LabelTableModel(QAbstractTableModel):
     """Rows = images of one folder; columns = item, label, confidence, status, top 3."""
 
-    COLUMNS = ("Item", "Label", "Confidence", "Status", "Top 3")
+    COLUMNS = ("Item", "Label", "Confidence", "Status", "Top 3 / problem")
     ITEM, LABEL, CONFIDENCE, STATUS, TOP3 = range(5)
     RowRole = Qt.ItemDataRole.UserRole + 1
     RankRole = Qt.ItemDataRole.UserRole + 2
@@ -219,6 +219,8 @@ class LabelTableModel(QAbstractTableModel):
             return "" if row.pending or row.error else f"{row.confidence:.0%}"
         if col == self.STATUS:
             return row.status
+        if row.error:
+            return row.error
         return "  ".join(f"{n} {p:.0%}" for n, p in row.top_k[:3])
 
     def thumbnail(self, rel: str) -> QPixmap | None:

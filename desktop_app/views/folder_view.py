@@ -28,7 +28,7 @@ from desktop_app.models.label_table import LabelTableModel
 from desktop_app.views.prediction_panel import ERROR_STYLE, PredictionPanel
 
 DIGIT_KEYS = {getattr(Qt.Key, f"Key_{d}"): (d - 1) % 10 for d in range(10)}  # 1..9 -> 0..8, 0 -> 9
-PREVIEW = QSize(180, 240)
+PREVIEW = QSize(150, 200)
 FILTERS = [
     ("Needs review first", "review_first"),
     ("Only needs review", "review_only"),
@@ -110,7 +110,7 @@ class FolderView(QWidget):
             (LabelTableModel.ITEM, 190),
             (LabelTableModel.LABEL, 130),
             (LabelTableModel.CONFIDENCE, 90),
-            (LabelTableModel.STATUS, 170),
+            (LabelTableModel.STATUS, 165),
         ):
             self.table.setColumnWidth(col, width)
 
@@ -126,10 +126,10 @@ class FolderView(QWidget):
         self.search.setPlaceholderText("Type to find a class  ( / )")
         self.search.setClearButtonEnabled(True)
         self.class_list = QListWidget()
-        self.class_list.setMinimumHeight(150)
+        self.class_list.setMinimumHeight(90)
         self.accept_button = QPushButton("Accept  [Enter]")
         help_text = QLabel(
-            "↑ ↓ move  ·  1–9 set class  ·  Enter accept  ·  / search.\nEvery change is saved at once."
+            "↑ ↓ move · Enter accept · 1–9 set class\n/ find a class · every change is saved at once"
         )
         help_text.setStyleSheet("color:#555;")
         help_text.setWordWrap(True)

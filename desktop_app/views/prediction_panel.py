@@ -34,12 +34,16 @@ class PredictionPanel(QWidget):
         self.status = QLabel("waiting for an item")
         self.status.setStyleSheet(IDLE_STYLE)
         status_font = QFont()
-        status_font.setPointSize(13)
+        status_font.setPointSize(12)
         self.status.setFont(status_font)
+        self.confidence_text = QLabel("")
+        conf_font = QFont()
+        conf_font.setPointSize(14)
+        self.confidence_text.setFont(conf_font)
         self.confidence = QProgressBar()
         self.confidence.setRange(0, 100)
-        self.confidence.setFormat("confidence %p%")
-        self.confidence.setTextVisible(True)
+        self.confidence.setTextVisible(False)
+        self.confidence.setMaximumHeight(10)
         self.top_names: list[QLabel] = []
         self.top_bars: list[QProgressBar] = []
         grid = QGridLayout()
@@ -62,6 +66,7 @@ class PredictionPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.status, 0, Qt.AlignmentFlag.AlignLeft)
         layout.addWidget(self.label)
+        layout.addWidget(self.confidence_text)
         layout.addWidget(self.confidence)
         layout.addWidget(top_title)
         layout.addLayout(grid)
@@ -75,7 +80,7 @@ class PredictionPanel(QWidget):
             self.current_label = ""
             self.label.setText(f"{pred.label}?")
             self.label.setStyleSheet("color:#9a5b00;")
-            self.status.setText(f"⚠ {REVIEW_TEXT.upper()}")
+            self.status.setText(f"⚠ {REVIEW_TEXT.capitalize()}")
             self.status.setStyleSheet(REVIEW_STYLE)
         else:
             self.current_label = pred.label
@@ -84,6 +89,7 @@ class PredictionPanel(QWidget):
             self.status.setText("✔ confident")
             self.status.setStyleSheet(OK_STYLE)
         self.confidence.setValue(round(pred.confidence * 100))
+        self.confidence_text.setText(f"{pred.confidence:.0%} confident")
         for i in range(3):
             if i < len(pred.top_k):
                 name, p = pred.top_k[i]
@@ -108,6 +114,7 @@ class PredictionPanel(QWidget):
         self.status.setText(status)
         self.status.setStyleSheet(style)
         self.confidence.setValue(0)
+        self.confidence_text.setText("")
         for name, bar in zip(self.top_names, self.top_bars, strict=True):
             name.setText("")
             bar.setValue(0)

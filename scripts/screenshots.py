@@ -1,0 +1,132 @@
+"""Screenshots of fashion-app's two modes with real catalogue images (offscreen, no display needed).
+
+    python scripts/screenshots.py [--model models/articletype8/model_int8.onnx] [--out docs/screenshots]
+
+Camera mode is fed by FakeCamera with a catalogue photo on a plain background; folder mode labels
+~30 catalogue photos plus one unreadable file in a temporary folder. Settings go to a temp file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from PySide6.QtCore import QThreadPool  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+import runtime  # noqa: E402
+from desktop_app.camera import FakeCamera, on_background  # noqa: E402
+from desktop_app.model_holder import ModelHolder  # noqa: E402
+from desktop_app.settings import AppSettings  # noqa: E402
+from desktop_app.views.main_window import MainWindow  # noqa: E402
+from runtime.preprocess import read_image  # noqa: E402
+from training.data import load_catalogue  # noqa: E402
+
+SIZE = (1280, 800)
+
+
+def wait(app: QApplication, condition, timeout_s: float = 30.0) -> None:
+    end = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("the app did not get there in time")
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def pick_images(classes: list[str], n: int, skip: int = 0) -> list[tuple[Path, str]]:
+    """n catalogue photos, round-robin over the model's classes (others too if it has few)."""
+    cat = load_catalogue()
+    by_type: dict[str, list[Path]] = {}
+    for row in cat.rows:
+        by_type.setdefault(row["articleType"], []).append(cat.image_path(row["id"]))
+    names = [c for c in classes if c in by_type] or sorted(by_type, key=lambda t: -len(by_type[t]))[:8]
+    out: list[tuple[Path, str]] = []
+    i = skip
+    while len(out) < n:
+        for t in names:
+            if len(out) < n and i < len(by_type[t]):
+                out.append((by_type[t][i], t))
+        i += 1
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=None, help="model file (default: the shipped int8 model)")
+    ap.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    ap.add_argument("--camera-class", default="Tshirts", help="articleType of the item held to the camera")
+    args = ap.parse_args(argv)
+    try:
+        clf = runtime.load(args.model)
+    except runtime.ModelLoadError as e:
+        print(f"screenshots: {e}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    tmp = Path(tempfile.mkdtemp(prefix="fashion-shots-"))
+    try:
+        holder = ModelHolder()
+        holder.set_classifier(clf)
+        cls = args.camera_class if args.camera_class in clf.classes else clf.classes[0]
+        item_path = next(
+            p for p, t in pick_images([cls], 40, skip=25) if t == cls and clf.predict([p])[0].label == cls
+        )
+        frame = on_background(read_image(item_path), 480, 640, grey=236)
+        window = MainWindow(
+            AppSettings.at(tmp / "settings.ini"),
+            holder,
+            camera_factory=lambda _i: FakeCamera([frame], fps=30.0, name="USB camera"),
+            pool=QThreadPool(),
+            cameras=[(0, "USB camera (#0)"), (1, "Integrated camera (#1)")],
+        )
+        window.resize(*SIZE)
+        window.show()
+        window.camera.start()
+        wait(app, lambda: window.camera.frames_shown >= 20)
+        shot = args.out / "camera.png"
+        window.grab().save(str(shot))
+        print(f"{shot}: {cls} photo {item_path.name} -> {window.camera.panel.label.text()}")
+        window.camera.stop()
+
+        folder = tmp / "Photos from table 3"
+        folder.mkdir()
+        for p, _ in pick_images(list(clf.classes), 30):
+            shutil.copy2(p, folder / p.name)
+        (folder / "IMG_0412.jpg").write_bytes(b"\xff\xd8 half-copied file")
+        done: list[object] = []
+        window.session.finished.connect(done.append)
+        window.open_folder(folder)
+        wait(app, lambda: bool(done))
+        session, view = window.session, window.folder
+        flagged = [i for i, r in enumerate(session.model.rows) if r.flagged and not r.error]
+        for i in flagged[:2]:  # a person has already checked two unsure items
+            session.set_label(i, session.model.rows[i].top_k[0][0])
+        session.proxy.refresh()
+        view.table.setFocus()
+        view.table.setCurrentIndex(session.proxy.index(1, 0))
+        view.show_current()
+        for _ in range(20):
+            app.processEvents()
+        shot = args.out / "folder.png"
+        window.grab().save(str(shot))
+        c = session.model.counts()
+        print(
+            f"{shot}: {c['total']} items, {c['review']} need review, {c['errors']} unreadable, {c['human']} reviewed"
+        )
+        window.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
