@@ -9,6 +9,7 @@ deployment; its input scale/zero-point go into the metadata (``input_quant``).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,7 +55,11 @@ def _convert_int8(model: Any, calib: np.ndarray, int8_io: bool) -> bytes:
     if int8_io:
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
-    return conv.convert()
+    with (
+        warnings.catch_warnings()
+    ):  # "Statistics for quantized inputs were expected": calibration provides them
+        warnings.simplefilter("ignore", UserWarning)
+        return conv.convert()
 
 
 def _val_scores(flatbuffer: bytes, ctx: ExportContext) -> dict[str, float]:
