@@ -8,8 +8,19 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PySide6.QtCore import QThreadPool
 
+from desktop_app.camera import FakeCamera, on_background
+from desktop_app.model_holder import ModelHolder
+from desktop_app.settings import AppSettings
+from desktop_app.views.main_window import MainWindow
 from runtime.preprocess import list_images
+from tests.onnx_tiny import colour_image
+
+
+def colour_frame(channel: int) -> np.ndarray:
+    """A 640x480 camera frame: a coloured item on a plain background."""
+    return on_background(colour_image(channel, 160, 120), 480, 640, grey=235)
 
 
 class FakeDialogs:
@@ -98,3 +109,42 @@ def real_images(n: int, classes: list[str] | None = None) -> list[tuple[Path, st
 
 def image_count(folder: Path) -> int:
     return len(list_images(folder))
+
+
+class Rig:
+    """A MainWindow with injected camera frames, dialogs, settings and thread pool."""
+
+    def __init__(self, qtbot, tmp_path: Path, clf, frames=None, **camera_kw) -> None:
+        self.qtbot = qtbot
+        self.frames = frames if frames is not None else [colour_frame(0)]
+        self.camera_kw = camera_kw
+        self.settings = AppSettings.at(tmp_path / "settings.ini")
+        self.holder = ModelHolder()
+        self.holder.set_classifier(clf)
+        self.dialogs = FakeDialogs()
+        self.pool = QThreadPool()
+        self.window = MainWindow(
+            self.settings,
+            self.holder,
+            camera_factory=self.make_camera,
+            dialogs=self.dialogs,
+            pool=self.pool,
+            cameras=[(0, "fake 0"), (1, "fake 1")],
+        )
+        qtbot.addWidget(self.window)
+        self.window.show()
+
+    def make_camera(self, index: int) -> FakeCamera:
+        return FakeCamera(self.frames, **self.camera_kw)
+
+    def close(self) -> None:
+        self.window.close()
+        self.pool.waitForDone(10000)
+
+
+def open_and_wait(rig: Rig, folder: Path, timeout: int = 20000):
+    summaries = []
+    rig.window.session.finished.connect(summaries.append)
+    rig.window.open_folder(folder)
+    rig.qtbot.waitUntil(lambda: bool(summaries), timeout=timeout)
+    return summaries[0]

@@ -15,20 +15,19 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from PySide6.QtCore import Qt, QThreadPool  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
 
 import runtime  # noqa: E402
-from desktop_app.camera import CameraError, FakeCamera, OpenCVCamera, on_background  # noqa: E402
-from desktop_app.model_holder import ModelHolder  # noqa: E402
+from desktop_app.camera import CameraError, OpenCVCamera  # noqa: E402
 from desktop_app.models.folder_session import JOURNAL_NAME  # noqa: E402
 from desktop_app.models.label_table import REVIEW_TEXT, LabelTableModel  # noqa: E402
 from desktop_app.settings import AppSettings  # noqa: E402
-from desktop_app.views.main_window import CAMERA_TAB, FOLDER_TAB, MainWindow  # noqa: E402
+from desktop_app.views.main_window import CAMERA_TAB, FOLDER_TAB  # noqa: E402
 from desktop_app.views.model_info import model_facts  # noqa: E402
 from desktop_app.workers.camera_worker import crop_box  # noqa: E402
 from runtime.labeling import read_labels  # noqa: E402
 from runtime.preprocess import center_crop_aspect  # noqa: E402
-from tests.app_helpers import FakeDialogs, SlowClassifier, add_bad_file, write_rgb  # noqa: E402
+from tests.app_helpers import Rig, SlowClassifier, add_bad_file, colour_frame, open_and_wait, write_rgb  # noqa: E402
 from tests.onnx_tiny import DEFAULT_CLASSES, colour_image, make_tiny_models  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,42 +41,6 @@ def tiny_paths() -> dict[str, Path]:
 @pytest.fixture
 def clf(tiny_paths):
     return runtime.load(tiny_paths["onnx_int8"])
-
-
-def colour_frame(channel: int) -> np.ndarray:
-    """A 640x480 camera frame: a coloured item on a plain background."""
-    return on_background(colour_image(channel, 160, 120), 480, 640, grey=235)
-
-
-class Rig:
-    """A MainWindow with injected camera frames, dialogs, settings and thread pool."""
-
-    def __init__(self, qtbot, tmp_path: Path, clf, frames=None, **camera_kw) -> None:
-        self.qtbot = qtbot
-        self.frames = frames if frames is not None else [colour_frame(0)]
-        self.camera_kw = camera_kw
-        self.settings = AppSettings.at(tmp_path / "settings.ini")
-        self.holder = ModelHolder()
-        self.holder.set_classifier(clf)
-        self.dialogs = FakeDialogs()
-        self.pool = QThreadPool()
-        self.window = MainWindow(
-            self.settings,
-            self.holder,
-            camera_factory=self.make_camera,
-            dialogs=self.dialogs,
-            pool=self.pool,
-            cameras=[(0, "fake 0"), (1, "fake 1")],
-        )
-        qtbot.addWidget(self.window)
-        self.window.show()
-
-    def make_camera(self, index: int) -> FakeCamera:
-        return FakeCamera(self.frames, **self.camera_kw)
-
-    def close(self) -> None:
-        self.window.close()
-        self.pool.waitForDone(10000)
 
 
 @pytest.fixture
@@ -202,14 +165,6 @@ def test_space_freezes_and_save_writes_item_with_label(rig_factory, tmp_path):
 
 
 # --- folder mode ---------------------------------------------------------------------------
-
-
-def open_and_wait(rig: Rig, folder: Path, timeout: int = 20000):
-    summaries = []
-    rig.window.session.finished.connect(summaries.append)
-    rig.window.open_folder(folder)
-    rig.qtbot.waitUntil(lambda: bool(summaries), timeout=timeout)
-    return summaries[0]
 
 
 def test_folder_fills_with_labels_and_flags_bad_file(rig_factory, clf, tmp_path):
