@@ -162,6 +162,7 @@ def test_space_freezes_and_save_writes_item_with_label(rig_factory, tmp_path):
     (rec,) = rows.values()
     assert rec.label == "Tshirts" and rec.source == "human" and rec.path.startswith("Tshirts/")
     assert not view.frozen  # back to live
+    assert view.saved_list.count() == 1 and "Tshirts" in view.saved_list.item(0).text()
 
 
 # --- folder mode ---------------------------------------------------------------------------
@@ -396,3 +397,33 @@ def test_long_sessions_do_not_exhaust_none_or_true_references():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr[-500:]
     assert "alive" in out.stdout
+
+
+def test_dropping_a_folder_opens_it_and_a_model_file_loads_it(rig_factory, tmp_path, tiny_paths):
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    folder = colour_folder(tmp_path / "dropped", n=3)
+    rig = rig_factory()
+    done = []
+    rig.window.session.finished.connect(done.append)
+
+    def drop(path: Path) -> None:
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        event = QDropEvent(
+            QPointF(10, 10),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        rig.window.dropEvent(event)
+
+    drop(folder)
+    rig.qtbot.waitUntil(lambda: bool(done), timeout=10000)
+    assert rig.window.session.folder == folder and done[0].total == 4
+    drop(tiny_paths["onnx_float32"])
+    assert rig.holder.classifier.path == tiny_paths["onnx_float32"]
+    drop(tmp_path / "notes.txt")  # neither: ignored
+    assert rig.dialogs.errors == []

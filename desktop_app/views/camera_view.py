@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
+    QListWidget,
     QPushButton,
     QSizePolicy,
     QStackedWidget,
@@ -159,8 +160,16 @@ class CameraView(QWidget):
         row.addWidget(self.capture_label, 1)
         row.addWidget(self.save_button)
         capture.addLayout(row)
+        self.saved_title = QLabel("Saved items: 0")
+        self.saved_title.setStyleSheet("color:#555; margin-top:6px;")
+        self.saved_list = QListWidget()
+        self.saved_list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.saved_list.setMaximumHeight(170)
+        capture.addWidget(self.saved_title)
+        capture.addWidget(self.saved_list)
         side = QVBoxLayout()
-        side.addWidget(self.panel, 1)
+        side.addWidget(self.panel)
+        side.addStretch(1)
         side.addLayout(capture)
         side_widget = QWidget()
         side_widget.setLayout(side)
@@ -295,6 +304,12 @@ class CameraView(QWidget):
     def _emit_save(self) -> None:
         if self.frozen and self.last is not None:
             self.save_requested.emit(self.capture_label.currentText())
+
+    def add_saved(self, path: Path, label: str) -> None:
+        """List a saved item, newest first."""
+        self.saved_list.insertItem(0, f"{label}  —  {path.name}")
+        self.saved_title.setText(f"Saved items: {self.saved_list.count()}  (in {path.parent.parent})")
+        self.saved_title.setToolTip(str(path.parent.parent))
 
     def shutdown(self) -> None:
         self.controller.stop()

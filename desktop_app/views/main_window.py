@@ -225,6 +225,7 @@ class MainWindow(QMainWindow):
             self.dialogs.error(self, "Save item", f"{folder}: {e.strerror or e}")
             return
         self.statusBar().showMessage(f"Saved {path}", 8000)
+        self.camera.add_saved(path, label)
         self.camera.set_frozen(False)
 
     def _remember_camera(self, _i: int) -> None:

@@ -71,7 +71,6 @@ class PredictionPanel(QWidget):
         layout.addWidget(top_title)
         layout.addLayout(grid)
         layout.addWidget(self.timing)
-        layout.addStretch(1)
 
     def show_prediction(self, pred: Any, infer_ms: float | None = None, fps: float | None = None) -> None:
         """Display a runtime Prediction (label, confidence, top_k, needs_review)."""
