@@ -427,3 +427,13 @@ def test_dropping_a_folder_opens_it_and_a_model_file_loads_it(rig_factory, tmp_p
     assert rig.holder.classifier.path == tiny_paths["onnx_float32"]
     drop(tmp_path / "notes.txt")  # neither: ignored
     assert rig.dialogs.errors == []
+
+
+def test_foreign_csv_in_folder_is_reported_not_overwritten(rig_factory, tmp_path):
+    folder = colour_folder(tmp_path / "photos", n=2)
+    (folder / JOURNAL_NAME).write_text("sku,price\n1,2\n")
+    rig = rig_factory()
+    rig.window.open_folder(folder)
+    assert rig.dialogs.errors and JOURNAL_NAME in rig.dialogs.errors[-1][1]
+    assert (folder / JOURNAL_NAME).read_text() == "sku,price\n1,2\n"
+    assert rig.window.session.job is None

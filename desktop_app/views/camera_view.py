@@ -195,6 +195,7 @@ class CameraView(QWidget):
         self.controller.stopped.connect(self._update_buttons)
         holder.changed.connect(self._on_model_changed)
         holder.threshold_changed.connect(self.controller.set_threshold)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # so Space reaches the view after a tab switch
         self.space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
         self.space.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.space.activated.connect(self.toggle_freeze)
