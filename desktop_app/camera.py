@@ -153,10 +153,15 @@ class FakeCamera:
         self.is_open = False
 
 
-def on_background(item: np.ndarray, height: int = 480, width: int = 640, grey: int = 200) -> np.ndarray:
-    """Place an item photo at the centre of a plain background, like an item held up to a webcam."""
+def on_background(
+    item: np.ndarray, height: int = 480, width: int = 640, grey: int = 200, fill: float = 0.8
+) -> np.ndarray:
+    """Place an item photo at the centre of a plain background, like an item held up to a webcam.
+
+    ``fill`` is the share of the frame height (or width) the item takes.
+    """
     frame = np.full((height, width, 3), grey, np.uint8)
-    scale = min(height * 0.8 / item.shape[0], width * 0.8 / item.shape[1])
+    scale = min(height * fill / item.shape[0], width * fill / item.shape[1])
     h, w = int(item.shape[0] * scale), int(item.shape[1] * scale)
     resized = cv2.resize(item, (w, h), interpolation=cv2.INTER_LINEAR)
     y0, x0 = (height - h) // 2, (width - w) // 2

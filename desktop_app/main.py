@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +33,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
+def no_display() -> bool:
+    """True on Linux/BSD without X11 or Wayland and no platform chosen (Qt would abort)."""
+    if not sys.platform.startswith(("linux", "freebsd")) or os.environ.get("QT_QPA_PLATFORM"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def load_first_model(holder: object, candidates: Sequence[Path | None]) -> list[str]:
     """Load the first candidate that works; returns the error lines of those that did not."""
     from runtime import ModelLoadError
@@ -59,6 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from desktop_app.views.main_window import FOLDER_TAB, MainWindow
     from runtime import default_model_path
 
+    if no_display():
+        print(
+            "fashion-app: no display found (DISPLAY/WAYLAND_DISPLAY unset); "
+            "run it on a desktop, or set QT_QPA_PLATFORM=offscreen for a headless check",
+            file=sys.stderr,
+        )
+        return 2
     for p in args.fake_camera or []:
         if not p.is_file():
             print(f"fashion-app: {p}: image not found", file=sys.stderr)

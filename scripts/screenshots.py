@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         item_path = next(
             p for p, t in pick_images([cls], 40, skip=25) if t == cls and clf.predict([p])[0].label == cls
         )
-        frame = on_background(read_image(item_path), 480, 640, grey=236)
+        frame = on_background(read_image(item_path), 480, 640, grey=236, fill=0.97)
         window = MainWindow(
             AppSettings.at(tmp / "settings.ini"),
             holder,
@@ -92,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         window.show()
         window.camera.start()
         wait(app, lambda: window.camera.frames_shown >= 20)
+        window.settings.capture_folder = tmp / "captures"  # one item already saved, as in real use
+        window.camera.set_frozen(True)
+        window.save_capture(window.camera.capture_label.currentText())
+        shown = window.camera.frames_shown
+        wait(app, lambda: window.camera.frames_shown >= shown + 10)
+        window.statusBar().clearMessage()
         shot = args.out / "camera.png"
         window.grab().save(str(shot))
         print(f"{shot}: {cls} photo {item_path.name} -> {window.camera.panel.label.text()}")

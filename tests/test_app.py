@@ -6,6 +6,7 @@ real data; tests/test_app_realdata.py repeats the key checks on real catalogue i
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -368,7 +369,7 @@ def test_fashion_app_cli_runs_to_first_prediction(tmp_path, tiny_paths):
     out = subprocess.run(
         [sys.executable, "-m", "desktop_app.main", "--model", str(tiny_paths["onnx_int8"]), "--fake-camera", str(img),
          "--settings", str(tmp_path / "s.ini"), "--exit-after-first-prediction"],
-        capture_output=True, text=True, timeout=120, cwd=REPO, env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"},
+        capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert "first-prediction Tshirts" in out.stdout
@@ -377,7 +378,7 @@ def test_fashion_app_cli_runs_to_first_prediction(tmp_path, tiny_paths):
 def test_fashion_app_cli_bad_fake_camera_image(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "desktop_app.main", "--fake-camera", str(tmp_path / "nope.png")],
-        capture_output=True, text=True, timeout=60, cwd=REPO,
+        capture_output=True, text=True, timeout=60, cwd=REPO, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )  # fmt: skip
     assert out.returncode == 2
     assert "nope.png: image not found" in out.stderr and "Traceback" not in out.stderr
@@ -437,3 +438,13 @@ def test_foreign_csv_in_folder_is_reported_not_overwritten(rig_factory, tmp_path
     assert rig.dialogs.errors and JOURNAL_NAME in rig.dialogs.errors[-1][1]
     assert (folder / JOURNAL_NAME).read_text() == "sku,price\n1,2\n"
     assert rig.window.session.job is None
+
+
+def test_fashion_app_without_display_says_so(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    out = subprocess.run(
+        [sys.executable, "-m", "desktop_app.main", "--settings", str(tmp_path / "s.ini")],
+        capture_output=True, text=True, timeout=60, cwd=REPO, env=env,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "no display found" in out.stderr and "Traceback" not in out.stderr

@@ -94,9 +94,10 @@ class FolderSession(QObject):
         self.started.emit(len(paths))
         job = LabelingJob(root, classifier, journal, review_below=self.threshold)
         job.batch_size = self.batch_size
-        job.signals.progress.connect(self._on_progress)
-        job.signals.finished.connect(self._on_finished)
-        job.signals.failed.connect(self._on_failed)
+        # signals of a job replaced by a newer open() are ignored
+        job.signals.progress.connect(lambda d, t, j=job: self._on_progress(d, t) if j is self.job else None)
+        job.signals.finished.connect(lambda r, j=job: self._on_finished(r) if j is self.job else None)
+        job.signals.failed.connect(lambda m, j=job: self._on_failed(m) if j is self.job else None)
         self.job = job
         self.pool.start(job)
 

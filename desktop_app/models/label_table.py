@@ -216,6 +216,8 @@ class LabelTableModel(QAbstractTableModel):
                 return f"{row.label}?"
             return row.label
         if col == self.CONFIDENCE:
+            if row.source == "human":
+                return "person"
             return "" if row.pending or row.error else f"{row.confidence:.0%}"
         if col == self.STATUS:
             return row.status

@@ -258,6 +258,10 @@ class CameraView(QWidget):
         color = GUIDE_REVIEW if result.prediction.needs_review else GUIDE_OK
         self.preview.set_frame(to_qimage(result.frame), result.crop_box, color)
         self.panel.show_prediction(result.prediction, result.infer_ms, result.fps)
+        if self.capture_label.currentText() != result.prediction.label:  # what Save would use
+            i = self.capture_label.findText(result.prediction.label)
+            if i >= 0:
+                self.capture_label.setCurrentIndex(i)
 
     def _on_model_changed(self, clf: Any) -> None:
         self.capture_label.clear()
@@ -309,7 +313,7 @@ class CameraView(QWidget):
     def add_saved(self, path: Path, label: str) -> None:
         """List a saved item, newest first."""
         self.saved_list.insertItem(0, f"{label}  —  {path.name}")
-        self.saved_title.setText(f"Saved items: {self.saved_list.count()}  (in {path.parent.parent})")
+        self.saved_title.setText(f"Saved items: {self.saved_list.count()}")
         self.saved_title.setToolTip(str(path.parent.parent))
 
     def shutdown(self) -> None:

@@ -28,7 +28,7 @@ from desktop_app.models.label_table import LabelTableModel
 from desktop_app.views.prediction_panel import ERROR_STYLE, PredictionPanel
 
 DIGIT_KEYS = {getattr(Qt.Key, f"Key_{d}"): (d - 1) % 10 for d in range(10)}  # 1..9 -> 0..8, 0 -> 9
-PREVIEW = QSize(150, 200)
+PREVIEW = QSize(120, 160)
 FILTERS = [
     ("Needs review first", "review_first"),
     ("Only needs review", "review_only"),
@@ -121,7 +121,7 @@ class FolderView(QWidget):
         self.item_name = QLabel("")
         self.item_name.setWordWrap(True)
         self.item_name.setStyleSheet("color:#444;")
-        self.panel = PredictionPanel(big_points=24, show_timing=False)
+        self.panel = PredictionPanel(big_points=20, show_timing=False)
         self.search = QLineEdit()
         self.search.setPlaceholderText("Type to find a class  ( / )")
         self.search.setClearButtonEnabled(True)
@@ -204,6 +204,9 @@ class FolderView(QWidget):
             item = QListWidgetItem(f"{key}   {name}")
             item.setData(Qt.ItemDataRole.UserRole, name)
             self.class_list.addItem(item)
+        rows = min(max(len(self.classes), 3), 10)  # show up to 10 classes without scrolling
+        row_h = self.class_list.sizeHintForRow(0) if self.classes else 18
+        self.class_list.setMinimumHeight(rows * row_h + 2 * self.class_list.frameWidth() + 4)
 
     def _filter_classes(self, text: str) -> None:
         needle = text.strip().lower()
@@ -259,10 +262,11 @@ class FolderView(QWidget):
             self.table.setCurrentIndex(nxt)
         self.show_current()
 
-    def select_first(self) -> None:
+    def select_first(self, focus: bool = False) -> None:
         if self.session.proxy.rowCount() and not self.table.currentIndex().isValid():
             self.table.setCurrentIndex(self.session.proxy.index(0, 0))
-        self.table.setFocus()
+        if focus:
+            self.table.setFocus()
 
     def show_current(self) -> None:
         row = self.current_source_row()
@@ -305,7 +309,7 @@ class FolderView(QWidget):
         self.cancel_button.setVisible(True)
         self._update_counts()
         self._update_actions()
-        self.select_first()
+        self.select_first(focus=True)
 
     def _on_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(1, total))
