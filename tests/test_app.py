@@ -448,3 +448,20 @@ def test_fashion_app_without_display_says_so(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2
     assert "no display found" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.slow
+def test_tflite_model_opens_and_drives_the_camera(rig_factory):
+    paths = make_tiny_models(tflite=True)  # first call converts with TensorFlow (cached after)
+    rig = rig_factory([colour_frame(1)])
+    assert rig.window.open_model(paths["tflite_int8"])
+    clf = rig.holder.classifier
+    assert clf.format == "tflite" and clf.precision == "int8"
+    view = rig.window.camera
+    view.start()
+    rig.qtbot.waitUntil(lambda: view.frames_shown >= 3, timeout=10000)
+    assert (
+        view.panel.label.text().rstrip("?")
+        == clf.predict([center_crop_aspect(colour_frame(1), 80, 60)])[0].label
+    )
+    assert "TFLITE int8" in rig.window.model_status.text()
