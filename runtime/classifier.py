@@ -122,7 +122,8 @@ class Classifier:
         out = []
         for row, idx in zip(probs, order, strict=True):
             top = [(self.classes[i], float(row[i])) for i in idx]
-            out.append(Prediction(top[0][0], top[0][1], top, bool(top[0][1] < thr)))
+            unknown = top[0][0] == self.meta.unknown_class
+            out.append(Prediction(top[0][0], top[0][1], top, bool(top[0][1] < thr or unknown)))
         return out
 
 

@@ -42,6 +42,7 @@ class ModelMetadata:
     pad_value: int = 255  # catalogue backgrounds are white
     temperature: float = 1.0  # softmax(logits / T); fitted on the validation split
     review_threshold: float = 0.0  # calibrated confidence below this => needs review / unknown
+    unknown_class: str | None = None  # a catch-all class trained on other item types: always "needs review"
     recipe: str = ""
     model: str = ""
     source_run: str = ""

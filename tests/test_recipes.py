@@ -99,3 +99,22 @@ def test_real_recipes_match_the_seeds():
     c30 = class30(cat.rows)
     assert len(c30.classes) == 30 and "Free Items" not in c30.classes
     assert sorted(master(cat.rows).classes) == ["Accessories", "Apparel", "Footwear", "Personal Care"]
+
+
+def test_negatives_come_from_other_types_and_hold_some_types_out():
+    from training.recipes import UNKNOWN, add_negatives
+
+    rows = _rows({("A", "T", "Tshirts"): 40, ("F", "S", "Heels"): 30, ("A", "B", "Belts"): 25,
+                  ("A", "W", "Wallets"): 20, ("A", "K", "Kurtis"): 10})  # fmt: skip
+    base = articletype8(rows, min_images=35)
+    lab = add_negatives(base, rows, n=12, seed=0)
+    assert lab.classes == ["Tshirts", UNKNOWN]
+    by_id = {r["id"]: r["articleType"] for r in rows}
+    neg_types = {by_id[i] for i, label in zip(lab.ids, lab.labels, strict=True) if label == UNKNOWN}
+    assert lab.notes["negatives"] == 12
+    assert neg_types <= set(lab.notes["negative_types"])
+    assert set(lab.notes["negative_types"]).isdisjoint(lab.notes["heldout_unknown_types"])
+    assert (
+        "Kurtis" not in lab.notes["negative_types"] + lab.notes["heldout_unknown_types"]
+    )  # a near-duplicate
+    assert lab.ids == add_negatives(base, rows, n=12, seed=0).ids

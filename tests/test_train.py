@@ -61,3 +61,40 @@ def test_real_data_smoke(tmp_path):
     assert rc == 0
     meta = load_json(run / "metadata.json")
     assert len(meta.classes) == 8 and meta.metrics["test_n"] == 96
+
+
+@pytest.mark.slow
+def test_finetune_on_sorting_table_corrections(tiny_catalogue, tmp_path):
+    """The app's saved captures (<class>/ folders) and journal corrections fine-tune a run end to end."""
+    import cv2
+
+    from runtime.labeling import LabelRecord, append_records
+    from tests.fakedata import draw_item
+
+    run = tmp_path / "run"
+    assert main(["--data", str(tiny_catalogue), "--recipe", "master", "--min-images", "10", "--model",
+                 "s000-baseline", "--epochs", "1", "--out", str(run), "--threads", "1"]) == 0  # fmt: skip
+    extra = tmp_path / "table"
+    rng = __import__("numpy").random.default_rng(0)
+    (extra / "Footwear").mkdir(parents=True)
+    for i in range(4):  # captures saved by the app into <label>/
+        cv2.imwrite(str(extra / "Footwear" / f"capture-{i}.png"), draw_item("ellipse", rng)[:, :, ::-1])
+    cv2.imwrite(str(extra / "fixed.jpg"), draw_item("circle", rng)[:, :, ::-1])
+    cv2.imwrite(str(extra / "model-only.jpg"), draw_item("rect", rng)[:, :, ::-1])
+    append_records(extra / "fashion-labels.csv", [
+        LabelRecord("fixed.jpg", "Apparel", 0.6, [], False, "", "model"),
+        LabelRecord("fixed.jpg", "Accessories", 1.0, [], False, "", "human"),  # a correction: last row wins
+        LabelRecord("model-only.jpg", "Apparel", 0.9, [], False, "", "model"),  # not confirmed: not used
+    ])  # fmt: skip
+    out = tmp_path / "ft"
+    assert main(["--finetune", str(run), "--extra", str(extra), "--epochs", "1", "--out", str(out)]) == 0
+    meta = load_json(out / "metadata.json")
+    assert meta.provenance["finetuned_from"] == str(run)
+    assert meta.provenance["extra_images"] == 5
+    assert (out / "model.keras").exists() and (out / "report.md").exists()
+    assert (out / "splits.csv").read_text() == (run / "splits.csv").read_text()  # same test ids
+
+
+def test_finetune_needs_labelled_extra(tmp_path, capsys):
+    assert main(["--finetune", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "--extra" in capsys.readouterr().err

@@ -151,3 +151,38 @@ CATALOGUE_RECIPES: dict[str, Callable[..., Labelled]] = {
     "subcategory": subcategory,
 }
 RECIPES = [*CATALOGUE_RECIPES, "fmnist"]
+
+
+UNKNOWN = "unknown"  # the catch-all class that training negatives are given
+# Other names for a known type, or mixed bundles: neither a fair negative nor a fair unknown.
+NEAR_DUPLICATES = ("Kurtis", "Tunics", "Kurta Sets", "Lounge Tshirts", "Free Gifts", "Accessory Gift Set")
+
+
+def add_negatives(lab: Labelled, rows: list[dict[str, str]], n: int, seed: int = 0) -> Labelled:
+    """Add an ``unknown`` class of ``n`` items from articleTypes outside the recipe (outlier exposure).
+
+    The other articleTypes are split by type, largest first, alternately into *negative* types (used
+    here) and *held-out* types that training never sees, so open-set evaluation on the held-out
+    types measures items of a kind the model never met. Both lists go into the notes.
+    """
+    from training.data import Catalogue
+    from training.unknowns import unknown_ids
+
+    counts: dict[str, int] = Counter(r["articleType"] for r in rows)
+    others = sorted(
+        (t for t in counts if t not in lab.classes and t not in NEAR_DUPLICATES),
+        key=lambda t: (-counts[t], t),
+    )
+    negative_types, heldout_types = others[0::2], others[1::2]
+    cat = Catalogue(root=None, rows=rows)  # type: ignore[arg-type]
+    picked = unknown_ids(cat, lab.classes, seed=seed, n=n, exclude_types=[*heldout_types, *NEAR_DUPLICATES])
+    out = _finish(
+        list(zip(lab.ids, lab.labels, strict=True)) + [(i, UNKNOWN) for i, _ in picked],
+        {
+            **lab.notes,
+            "negatives": len(picked),
+            "negative_types": negative_types,
+            "heldout_unknown_types": heldout_types,
+        },
+    )
+    return out

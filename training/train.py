@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ import numpy as np  # noqa: E402
 from runtime.metadata import ModelMetadata, load_json, save_json  # noqa: E402
 from training import data as D  # noqa: E402
 from training.models import REGISTRY, listing  # noqa: E402
-from training.recipes import CATALOGUE_RECIPES, RECIPES, Labelled, fmnist  # noqa: E402
+from training.recipes import CATALOGUE_RECIPES, RECIPES, UNKNOWN, Labelled, add_negatives, fmnist  # noqa: E402
 from training.report import (  # noqa: E402
     classification_metrics,
     plot_confusion,
@@ -70,7 +71,7 @@ def _git_commit() -> str:
 
 
 def build_labelled(
-    recipe: str, data: str | None, seed: int, min_images: int | None = None
+    recipe: str, data: str | None, seed: int, min_images: int | None = None, negatives: int = 0
 ) -> tuple[Labelled, dict, str, str]:
     """The recipe's labelled set, data stats, data root and fingerprint."""
     if recipe == "fmnist":
@@ -86,6 +87,8 @@ def build_labelled(
     lab = CATALOGUE_RECIPES[recipe](cat.rows, seed=seed, **kwargs)
     if not lab.ids:
         raise TrainError(f"{cat.root}: recipe {recipe!r} selects no images (classes too small?)")
+    if negatives:
+        lab = add_negatives(lab, cat.rows, negatives, seed)
     fp = D.fingerprint([cat.root / "styles.csv"]) + f"-{len(cat.rows)}"
     return lab, cat.stats, str(cat.root), fp
 
@@ -259,7 +262,9 @@ def train(args: argparse.Namespace) -> Path:
     device = f"{len(gpus)} GPU(s), mixed precision" if gpus else f"CPU ({os.cpu_count()} cores)"
     tf.keras.utils.set_random_seed(args.seed)
 
-    lab, stats, data_root, fp = build_labelled(args.recipe, args.data, args.seed, args.min_images)
+    lab, stats, data_root, fp = build_labelled(
+        args.recipe, args.data, args.seed, args.min_images, args.negatives
+    )
     if resume:
         splits = read_split_pairs(run / "splits.csv")
     else:
@@ -276,8 +281,9 @@ def train(args: argparse.Namespace) -> Path:
     meta = ModelMetadata(
         classes=lab.classes, height=h, width=w, channels=c, color_order="GRAY" if c == 1 else "RGB",
         pad_value=0 if c == 1 else 255, recipe=args.recipe, model=args.model, source_run=run.name,
-        format="keras", precision="float32",
-        provenance={"data_root": data_root, "data_fingerprint": fp, "seed": args.seed, "versions": _versions(),
+        format="keras", precision="float32", unknown_class=UNKNOWN if UNKNOWN in lab.classes else None,
+        provenance={"negative_types": lab.notes.get("negative_types"),
+                    "heldout_unknown_types": lab.notes.get("heldout_unknown_types"),"data_root": data_root, "data_fingerprint": fp, "seed": args.seed, "versions": _versions(),
                     "git_commit": _git_commit(), "device": device},
     )  # fmt: skip
     save_json(meta, run / "metadata.json")
@@ -367,6 +373,104 @@ def train(args: argparse.Namespace) -> Path:
     return run
 
 
+def read_extra(extra: Path, classes: list[str]) -> list[tuple[Path, str]]:
+    """(image, label) pairs from the sorting table: the app's journal (rows a person set or confirmed,
+    source=human, last row per path wins) plus images in ``<label>/`` sub-folders (captures)."""
+    from runtime.labeling import read_labels
+    from runtime.preprocess import list_images
+
+    if not extra.is_dir():
+        raise TrainError(f"{extra}: not a folder of corrections")
+    pairs: dict[Path, str] = {}
+    for journal in sorted(extra.rglob("fashion-labels.csv")):
+        for rel, rec in read_labels(journal).items():
+            if rec.source == "human" and not rec.error and rec.label in classes:
+                pairs[(journal.parent / rel).resolve()] = rec.label
+    for sub in sorted(p for p in extra.iterdir() if p.is_dir() and p.name in classes):
+        for img in list_images(sub):
+            pairs.setdefault(img.resolve(), sub.name)
+    if not pairs:
+        raise TrainError(
+            f"{extra}: no labelled images (a fashion-labels.csv with corrections, or <class>/ folders)"
+        )
+    return sorted(pairs.items())
+
+
+def finetune(args: argparse.Namespace) -> Path:
+    """Fine-tune a run's model on sorting-table images mixed with its own training data (no forgetting)."""
+    import tensorflow as tf
+
+    from runtime.preprocess import ImageError, load_for_model
+
+    src = Path(args.finetune)
+    if not (src / "model.keras").exists():
+        raise TrainError(f"{src}: not a trained run (no model.keras)")
+    meta = load_json(src / "metadata.json")
+    pairs = read_extra(Path(args.extra), meta.classes)
+    run = Path(args.out or f"{src}-ft")
+    if run.exists() and any(run.iterdir()):
+        raise TrainError(f"{run}: run folder exists; choose another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    index = {c: i for i, c in enumerate(meta.classes)}
+    xs, ys, bad = [], [], 0
+    for path, label in pairs:
+        try:
+            xs.append(load_for_model(path, meta))
+            ys.append(index[label])
+        except ImageError as e:
+            bad += 1
+            print(f"skipping {path}: {e}", file=sys.stderr)
+    x_extra, y_extra = np.stack(xs), np.array(ys)
+    splits = read_split_pairs(src / "splits.csv")
+    data_root = args.data or meta.provenance.get("data_root")
+    rng = np.random.default_rng(args.seed)
+    n_old = min(len(splits["train"]), max(2000, 4 * len(x_extra)))
+    old = [splits["train"][i] for i in sorted(rng.choice(len(splits["train"]), n_old, replace=False))]
+    x_old = load_images(meta.recipe, data_root, [p[0] for p in old], meta)
+    y_old = np.array([index[p[1]] for p in old])
+    reps = max(1, n_old // (4 * len(x_extra)))  # extra images make up about a fifth of each epoch
+    x = np.concatenate([x_old, np.repeat(x_extra, reps, axis=0)])
+    y = np.concatenate([y_old, np.repeat(y_extra, reps)])
+    val_ids = [p[0] for p in splits["val"]]
+    xv = load_images(meta.recipe, data_root, val_ids, meta)
+    yv = np.array([index[p[1]] for p in splits["val"]])
+    k = len(meta.classes)
+    saved = json.loads((src / "run_args.json").read_text()) if (src / "run_args.json").exists() else {}
+    spec = REGISTRY.get(meta.model, REGISTRY["compact"])
+    ds = _one_hot_ds(make_dataset(x, y, 64, True, spec.augment, args.seed, saved.get("webcam_aug") or 0), k)
+    model = tf.keras.models.load_model(src / "model.keras", compile=False)
+    model.compile(
+        tf.keras.optimizers.Adam(args.lr or 1e-4),
+        tf.keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=spec.label_smoothing),
+        metrics=["accuracy"],
+    )
+    epochs = args.epochs or 3
+    t0 = time.time()
+    hist = model.fit(ds, validation_data=_one_hot_ds(make_dataset(xv, yv, 256, False, (), 0), k), epochs=epochs,
+                     verbose=1 if sys.stdout.isatty() else 2)  # fmt: skip
+    model.save(run / "model.keras")
+    shutil.copy(src / "splits.csv", run / "splits.csv")
+    for name in ("run_args.json",):
+        if (src / name).exists():
+            shutil.copy(src / name, run / name)
+    meta.source_run = run.name
+    meta.provenance = {**meta.provenance, "finetuned_from": str(src), "extra": str(args.extra),
+                       "extra_images": len(x_extra), "extra_unreadable": bad}  # fmt: skip
+    save_json(meta, run / "metadata.json")
+    with open(run / "history.csv", "w") as f:
+        keys = list(hist.history)
+        f.write(",".join(["epoch", *keys]) + "\n")
+        for e in range(len(hist.history[keys[0]])):
+            f.write(",".join([str(e)] + [str(hist.history[kk][e]) for kk in keys]) + "\n")
+    extra = {"device": "CPU" if not tf.config.list_physical_devices("GPU") else "GPU",
+             "train_seconds": time.time() - t0, "epochs_run": epochs, "data_root": data_root,
+             "settings": {"finetune_from": str(src), "extra": str(args.extra), "extra_images": len(x_extra),
+                          "old_train_images": n_old, "repeats": reps, "lr": args.lr or 1e-4, "epochs": epochs}}  # fmt: skip
+    info = evaluate_run(run, data_root, extra)
+    print(f"fine-tuned on {len(x_extra)} images: test top-1 {info['test']['top1']:.4f} -> {run}")
+    return run
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="fashion-train", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -380,6 +484,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="run folder (default runs/<recipe>-<model>)")
     p.add_argument("--limit", type=int, help="use at most N items per split (smoke tests)")
+    p.add_argument(
+        "--negatives",
+        type=int,
+        default=0,
+        help="add an 'unknown' class of N items of other articleTypes (outlier exposure)",
+    )
     p.add_argument("--min-images", type=int, help="override the recipe's minimum images per class")
     p.add_argument("--threads", type=int, help="TensorFlow intra-op threads")
     p.add_argument(
@@ -387,6 +497,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint")
     p.add_argument("--evaluate", metavar="RUN", help="re-evaluate a run on its test split")
+    p.add_argument(
+        "--finetune", metavar="RUN", help="fine-tune RUN's model on --extra images (a new run folder)"
+    )
+    p.add_argument(
+        "--extra", metavar="DIR", help="sorting-table images: the app's journal/captures or <class>/ folders"
+    )
     p.add_argument("--models", action="store_true", help="list the model registry with parameter counts")
     return p.parse_args(argv)
 
@@ -403,6 +519,11 @@ def main(argv=None) -> int:
                 raise TrainError(f"{run}: not a trained run (needs model.keras and metadata.json)")
             info = evaluate_run(run, args.data)
             print(f"{run}: test top-1 {info['test']['top1']:.4f}, macro-F1 {info['test']['macro_f1']:.4f}")
+            return 0
+        if args.finetune:
+            if not args.extra:
+                raise TrainError("--finetune needs --extra DIR")
+            finetune(args)
             return 0
         train(args)
         return 0
