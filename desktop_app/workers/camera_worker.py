@@ -57,6 +57,7 @@ class CameraWorker(QObject):
         self._shown = threading.Event()  # set when the UI has painted the last frame
         self._shown.set()
         self.frames = 0  # frames read and classified
+        self.infer_ms_total = 0.0  # crop + predict time summed over all frames
         self.fps = 0.0
 
     def stop(self) -> None:
@@ -94,6 +95,7 @@ class CameraWorker(QObject):
             pred = self.classifier.predict([crop], top_k=3, review_threshold=self.threshold)[0]
             t1 = time.perf_counter()
             self.frames += 1
+            self.infer_ms_total += (t1 - t0) * 1000.0
             dt = t1 - t_last
             t_last = t1
             if dt > 0:
