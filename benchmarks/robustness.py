@@ -1,0 +1,455 @@
+"""Robustness of every file of a model: clean vs webcam-like accuracy, and unknown item types.
+
+    python -m benchmarks.robustness models/articletype8 --md benchmarks/ROBUSTNESS.md
+
+For each model file (through ``runtime.load``, one inference thread by default):
+
+* clean top-1 and macro-F1 on the known-class test items of the folder's ``splits.csv`` (a
+  prediction of the model's ``unknown`` class counts as wrong);
+* top-1 on webcam-like copies of the same items (``training.webcam.make_webcam_set``, seed 0,
+  cached under ``.cache/webcam/<model>-test-s0``);
+* open-set: catalogue items of article types the model never saw (``training.unknowns``);
+  AUROC of the max calibrated probability over the known classes, and the share of known and
+  unknown items the runtime auto-accepts (``Prediction.needs_review`` is False; it also flags
+  predictions of the unknown class).
+
+Writes ``robustness.json`` (every figure) and ``robustness.md`` (the table) to ``--out``;
+prints the table. Exit 0 when every file was measured, 1 when one failed, 2 on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from runtime.metadata import MetadataError, ModelMetadata, load_json
+
+CHUNK = 256  # images per inference call
+TABLE_HEADER = [
+    "File",
+    "Precision",
+    "Clean top-1",
+    "Webcam top-1",
+    "Gap",
+    "AUROC",
+    "Known accepted",
+    "Unknown accepted",
+    "Acc. of accepted",
+    "Webcam accepted",
+    "Webcam acc. of accepted",
+]
+
+
+class RobustnessError(ValueError):
+    """Bad input: the message names the file and the problem."""
+
+
+@dataclass
+class EvalSets:
+    """Images (model-ready uint8 NHWC) and labels (indices into ``classes``) of the three sets."""
+
+    classes: list[str]
+    unknown_class: str | None
+    clean_x: np.ndarray
+    clean_y: np.ndarray
+    webcam_x: np.ndarray
+    webcam_y: np.ndarray
+    unknown_x: np.ndarray
+    unknown_types: list[str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+# --- inputs ---------------------------------------------------------------------------------
+
+
+def model_files(model_dir: Path, names: str | None) -> list[Path]:
+    """``--files`` (comma-separated names in MODEL_DIR), or every ``model_*.onnx|.tflite`` present."""
+    if names:
+        files = [model_dir / n.strip() for n in names.split(",") if n.strip()]
+        missing = [p for p in files if not p.is_file()]
+        if missing:
+            raise RobustnessError(f"{missing[0]}: no such model file")
+        return files
+    files = sorted(p for p in model_dir.glob("model_*") if p.suffix in (".onnx", ".tflite"))
+    if not files:
+        raise RobustnessError(f"{model_dir}: no model_*.onnx or model_*.tflite files")
+    return files
+
+
+def known_test_set(model_dir: Path, meta: ModelMetadata, data: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """Test items of splits.csv whose label is a known class (not the unknown class)."""
+    from training.data import load_split
+
+    try:
+        x, y, _ids, classes = load_split(model_dir, "test", data=data)
+    except KeyError as e:
+        raise RobustnessError(
+            f"{model_dir / 'splits.csv'}: label {e} is not a class in metadata.json"
+        ) from None
+    keep = np.array([classes[int(i)] != meta.unknown_class for i in y], bool)
+    if not keep.any():
+        raise RobustnessError(f"{model_dir / 'splits.csv'}: no known-class test rows")
+    return x[keep], y[keep]
+
+
+def webcam_folder(model_dir: Path, given: Path | None, data: Path | None, log: Any) -> Path:
+    """A webcam-like copy of the test split: ``given`` if it has labels.csv, else made (and cached)."""
+    from training.data import CACHE_DIR, read_splits
+    from training.webcam import make_webcam_set
+
+    folder = given or CACHE_DIR / "webcam" / f"{model_dir.resolve().name}-test-s0"
+    test_ids = {r["id"] for r in read_splits(model_dir / "splits.csv") if r["split"] == "test"}
+    labels = folder / "labels.csv"
+    if labels.exists():
+        if given is not None:
+            return folder
+        with open(labels, newline="", encoding="utf-8") as f:
+            if {r["id"] for r in csv.DictReader(f)} == test_ids:
+                return folder
+        log(f"{folder}: stale (test ids differ), making it again")
+    log(f"making {len(test_ids)} webcam-like test images in {folder} ...")
+    make_webcam_set(model_dir, folder, split="test", seed=0, data=data)
+    return folder
+
+
+def webcam_set(folder: Path, meta: ModelMetadata) -> tuple[np.ndarray, np.ndarray]:
+    """Known-class rows of a webcam-like set, prepared for the model."""
+    from runtime.preprocess import prepare
+    from training.webcam import load_webcam_set
+
+    images, labels, _ids = load_webcam_set(folder)
+    index = {c: i for i, c in enumerate(meta.classes)}
+    strange = sorted({str(lab) for lab in labels} - set(index))
+    if strange:
+        raise RobustnessError(
+            f"{folder / 'labels.csv'}: labels not among the model's classes: {', '.join(strange[:5])}"
+        )
+    keep = [i for i, lab in enumerate(labels) if lab != meta.unknown_class]
+    x = (
+        np.stack([prepare(images[i], meta) for i in keep])
+        if keep
+        else np.zeros((0, *meta.input_shape), np.uint8)
+    )
+    return x, np.array([index[labels[i]] for i in keep], np.int64)
+
+
+def unknown_set(
+    model_dir: Path, meta: ModelMetadata, data: Path | None, n: int
+) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """Catalogue items of article types never taught (nor used as training negatives), model-ready."""
+    from runtime.preprocess import prepare
+    from training.data import load_catalogue, load_catalogue_images, read_splits
+    from training.recipes import NEAR_DUPLICATES
+    from training.unknowns import unknown_ids
+
+    known = [c for c in meta.classes if c != meta.unknown_class]
+    negative_types = list((meta.provenance or {}).get("negative_types") or [])
+    cat = load_catalogue(data)
+    picked = unknown_ids(
+        cat,
+        known,
+        n=n,
+        exclude_ids=[r["id"] for r in read_splits(model_dir / "splits.csv")],
+        exclude_types=[*negative_types, *NEAR_DUPLICATES],
+    )
+    ids = [i for i, _ in picked]
+    x = load_catalogue_images(cat.root, ids, meta.height, meta.width, meta.fit)
+    x = np.stack([prepare(im, meta) for im in x]) if len(x) else np.zeros((0, *meta.input_shape), np.uint8)
+    types = [t for _, t in picked]
+    notes = {
+        "n_unknown": len(ids),
+        "unknown_types": sorted(set(types)),
+        "excluded_types": sorted({*negative_types, *NEAR_DUPLICATES}),
+    }
+    return x, types, notes
+
+
+def build_sets(a: argparse.Namespace, meta: ModelMetadata, log: Any) -> EvalSets:
+    """Load (or make) the clean, webcam-like and unknown sets once for all files."""
+    from runtime.preprocess import prepare
+
+    t0 = time.perf_counter()
+    clean_x, clean_y = known_test_set(a.model_dir, meta, a.data)
+    clean_x = np.stack([prepare(im, meta) for im in clean_x])
+    log(f"clean test set: {len(clean_y)} known-class images ({time.perf_counter() - t0:.1f} s)")
+    t0 = time.perf_counter()
+    folder = webcam_folder(a.model_dir, a.webcam_set, a.data, log)
+    web_x, web_y = webcam_set(folder, meta)
+    log(f"webcam-like set: {len(web_y)} images from {folder} ({time.perf_counter() - t0:.1f} s)")
+    t0 = time.perf_counter()
+    unk_x, unk_types, notes = unknown_set(a.model_dir, meta, a.data, a.unknown_n)
+    log(
+        f"unknown set: {len(unk_types)} items of {len(notes['unknown_types'])} types ({time.perf_counter() - t0:.1f} s)"
+    )
+    notes["webcam_set"] = str(folder)
+    return EvalSets(meta.classes, meta.unknown_class, clean_x, clean_y, web_x, web_y, unk_x, unk_types, notes)
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+def probabilities(clf: Any, x: np.ndarray) -> np.ndarray:
+    """Calibrated probabilities in chunks."""
+    if not len(x):
+        return np.zeros((0, len(clf.classes)), np.float32)
+    return np.concatenate([clf.probabilities(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
+
+
+def decisions(clf: Any, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(predicted class index, auto-accepted, open-set score) per row, by the runtime's own rules.
+
+    Accepted = ``not Prediction.needs_review`` (confidence threshold and unknown class). The score
+    is the largest calibrated probability over the known classes.
+    """
+    preds = clf.predictions(probs, top_k=1)
+    index = {c: i for i, c in enumerate(clf.classes)}
+    pred = np.array([index[p.label] for p in preds], np.int64)
+    accepted = np.array([not p.needs_review for p in preds], bool)
+    known_cols = [i for i, c in enumerate(clf.classes) if c != clf.meta.unknown_class]
+    score = probs[:, known_cols].max(axis=1) if len(probs) else np.zeros(0)
+    return pred, accepted, score
+
+
+def known_figures(clf: Any, x: np.ndarray, y: np.ndarray) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Top-1, macro-F1 (known classes), accept rate and accuracy of accepted; scores; correctness."""
+    from sklearn.metrics import f1_score
+
+    pred, accepted, score = decisions(clf, probabilities(clf, x))
+    correct = pred == y
+    labels = [i for i, c in enumerate(clf.classes) if c != clf.meta.unknown_class]
+    nan = float("nan")
+    out = {
+        "n": int(len(y)),
+        "top1": float(correct.mean()) if len(y) else nan,
+        "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0))
+        if len(y)
+        else nan,
+        "predicted_unknown": float(np.mean(~np.isin(pred, labels))) if len(y) else nan,
+        "accepted": float(accepted.mean()) if len(y) else nan,
+        "accepted_accuracy": float(correct[accepted].mean()) if accepted.any() else nan,
+    }
+    return out, score, correct
+
+
+def evaluate_file(path: Path, sets: EvalSets, threads: int | None) -> dict[str, Any]:
+    """Every figure for one model file (raises ModelLoadError / ValueError on a bad file)."""
+    from runtime import load
+    from training.unknowns import open_set_metrics
+
+    t0 = time.perf_counter()
+    clf = load(path, threads=threads)
+    if list(clf.classes) != list(sets.classes):
+        raise RobustnessError(f"{path}: classes differ from the folder's metadata.json")
+    clean, clean_score, clean_correct = known_figures(clf, sets.clean_x, sets.clean_y)
+    webcam, _, _ = known_figures(clf, sets.webcam_x, sets.webcam_y)
+    _, unk_accepted, unk_score = decisions(clf, probabilities(clf, sets.unknown_x))
+    open_set = open_set_metrics(clean_score, unk_score, clf.meta.review_threshold, clean_correct)
+    # accept decisions are the runtime's (needs_review), not the bare score threshold
+    open_set["score_threshold_known_accepted"] = open_set["known_accepted"]
+    open_set["score_threshold_unknown_accepted"] = open_set["unknown_accepted"]
+    open_set["known_accepted"] = clean["accepted"]
+    open_set["known_review"] = 1 - clean["accepted"]
+    open_set["unknown_accepted"] = float(unk_accepted.mean()) if len(unk_accepted) else float("nan")
+    open_set["accepted_known_accuracy"] = clean["accepted_accuracy"]
+    open_set["unknown_accepted_by_type"] = _by_type(sets.unknown_types, unk_accepted)
+    gap = clean["top1"] - webcam["top1"] if webcam["n"] else float("nan")
+    return {
+        "file": path.name,
+        "path": str(path),
+        "format": clf.format,
+        "precision": clf.precision,
+        "review_threshold": float(clf.meta.review_threshold),
+        "unknown_class": clf.meta.unknown_class,
+        "clean": clean,
+        "webcam": webcam,
+        "gap": gap,
+        "open_set": open_set,
+        "seconds": time.perf_counter() - t0,
+        "error": None,
+    }
+
+
+def _by_type(types: Sequence[str], accepted: np.ndarray) -> dict[str, float]:
+    """Share of each unknown type that was auto-accepted (worst first)."""
+    out: dict[str, list[bool]] = {}
+    for t, a in zip(types, accepted, strict=True):
+        out.setdefault(t, []).append(bool(a))
+    rates = {t: float(np.mean(v)) for t, v in out.items()}
+    return dict(sorted(rates.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+# --- output ---------------------------------------------------------------------------------
+
+
+def pct(value: float | None) -> str:
+    return "—" if value is None or not np.isfinite(value) else f"{100 * value:.2f}%"
+
+
+def table(rows: Sequence[dict[str, Any]]) -> str:
+    """The markdown table: one row per file."""
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "|".join("---" for _ in TABLE_HEADER) + "|"]
+    for r in rows:
+        if r["error"]:
+            cells = [r["file"], "—", f"error: {r['error']}"] + ["—"] * (len(TABLE_HEADER) - 3)
+        else:
+            o = r["open_set"]
+            gap = "—" if not np.isfinite(r["gap"]) else f"{100 * r['gap']:.2f} pts"
+            auroc = "—" if not np.isfinite(o["auroc"]) else f"{o['auroc']:.4f}"
+            cells = [r["file"], f"{r['format']} {r['precision']}", pct(r["clean"]["top1"]), pct(r["webcam"]["top1"]),
+                     gap, auroc, pct(o["known_accepted"]), pct(o["unknown_accepted"]),
+                     pct(o["accepted_known_accuracy"]), pct(r["webcam"]["accepted"]),
+                     pct(r["webcam"]["accepted_accuracy"])]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def report(result: dict[str, Any]) -> str:
+    """Markdown: what was measured, the table, and the unknown types most often auto-accepted."""
+    s = result["sets"]
+    out = [
+        f"# Robustness of {result['model_dir']}",
+        "",
+        f"`{result['command']}` — {result['timestamp']}",
+        "",
+        f"Clean: {s['n_clean']} known-class test items. Webcam-like: {s['n_webcam']} copies of them "
+        f"(`{s['webcam_set']}`). Unknown: {s['n_unknown']} catalogue items of {len(s['unknown_types'])} article "
+        f"types never taught (excluded: {', '.join(s['excluded_types']) or 'none'}).",
+        "Accepted = the runtime's `needs_review` is False (confidence ≥ the model's review threshold and the "
+        "top class is not the unknown class). AUROC: max calibrated probability over the known classes, "
+        "known (positive) vs unknown items. Gap = clean − webcam top-1.",
+        "",
+        table(result["rows"]),
+        "",
+    ]
+    ok = [r for r in result["rows"] if not r["error"]]
+    if ok:
+        worst = list(ok[0]["open_set"]["unknown_accepted_by_type"].items())[:8]
+        out += [
+            f"Unknown types most often auto-accepted ({ok[0]['file']}): "
+            + ", ".join(f"{t} {100 * v:.0f}%" for t, v in worst),
+            "",
+        ]
+    return "\n".join(out)
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.robustness", description=__doc__.splitlines()[0])
+    ap.add_argument(
+        "model_dir", type=Path, help="exported model folder (metadata.json, splits.csv, model_* files)"
+    )
+    ap.add_argument("--files", help="comma-separated model file names (default: every model_* file present)")
+    ap.add_argument(
+        "--webcam-set", type=Path, help="webcam-like set folder (made here when it has no labels.csv)"
+    )
+    ap.add_argument("--unknown-n", type=int, default=2000, help="unknown catalogue items (default 2000)")
+    ap.add_argument("--threads", type=int, default=1, help="inference threads per model (default 1)")
+    ap.add_argument("--data", type=Path, help="catalogue folder or tarball (default: the shared data)")
+    ap.add_argument("--out", type=Path, help="output folder (default runs/robustness-<model>-<timestamp>)")
+    ap.add_argument("--md", type=Path, help="also write the markdown report here")
+    a = ap.parse_args(argv)
+    if a.unknown_n < 0 or a.threads < 1:
+        raise RobustnessError("--unknown-n must be ≥ 0 and --threads ≥ 1")
+    if not a.model_dir.is_dir():
+        raise RobustnessError(f"{a.model_dir}: not a folder (expected an exported model folder)")
+    for name in ("metadata.json", "splits.csv"):
+        if not (a.model_dir / name).is_file():
+            raise RobustnessError(f"{a.model_dir / name}: not found (the model folder needs it)")
+    return a
+
+
+def run(a: argparse.Namespace, command: str, log: Any) -> dict[str, Any]:
+    """Measure every file; the result record (rows and set descriptions)."""
+    from runtime import ModelLoadError
+
+    meta = load_json(a.model_dir / "metadata.json")
+    files = model_files(a.model_dir, a.files)
+    sets = build_sets(a, meta, log)
+    rows = []
+    for k, path in enumerate(files, 1):
+        try:
+            row = evaluate_file(path, sets, a.threads)
+            o = row["open_set"]
+            log(f"[{k}/{len(files)}] {path.name}: clean {pct(row['clean']['top1'])}, webcam "
+                f"{pct(row['webcam']['top1'])}, AUROC {o['auroc']:.4f} ({row['seconds']:.1f} s)")  # fmt: skip
+        except (ModelLoadError, RobustnessError, MetadataError, ValueError, RuntimeError) as e:
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            row = {"file": path.name, "path": str(path), "error": msg}
+            log(f"[{k}/{len(files)}] {path.name}: error: {msg}")
+        rows.append(row)
+    return {
+        "schema": "fashion-robustness/1",
+        "command": command,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "model_dir": str(a.model_dir),
+        "threads": a.threads,
+        "sets": {
+            "n_clean": int(len(sets.clean_y)),
+            "n_webcam": int(len(sets.webcam_y)),
+            "unknown_class": sets.unknown_class,
+            **sets.notes,
+        },
+        "rows": rows,
+    }
+
+
+def write_outputs(result: dict[str, Any], out: Path, md: Path | None) -> list[Path]:
+    """robustness.json and robustness.md in ``out`` (and the report at ``md``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "robustness.json", out / "robustness.md"]
+    paths[0].write_text(json.dumps(result, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    text = report(result)
+    paths[1].write_text(text, encoding="utf-8")
+    if md:
+        md.parent.mkdir(parents=True, exist_ok=True)
+        md.write_text(text, encoding="utf-8")
+        paths.append(md)
+    return paths
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = shlex.join(["python", "-m", "benchmarks.robustness", *argv])
+    from runtime.preprocess import ImageError
+    from training.data import DataError
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    try:
+        a = parse_args(argv)
+        result = run(a, command, log)
+        out = (
+            a.out or Path("runs") / f"robustness-{a.model_dir.resolve().name}-{datetime.now():%Y%m%d-%H%M%S}"
+        )
+        paths = write_outputs(result, out, a.md)
+    except (RobustnessError, DataError, MetadataError, ImageError, OSError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"robustness: error: {msg}", file=sys.stderr)
+        return 2
+    print(table(result["rows"]))
+    print(f"\nWrote {', '.join(str(p) for p in paths)}")
+    return 1 if any(r["error"] for r in result["rows"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
