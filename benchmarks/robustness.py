@@ -41,6 +41,7 @@ TABLE_HEADER = [
     "Precision",
     "Clean top-1",
     "Webcam top-1",
+    "Webcam + auto-crop",
     "Gap",
     "AUROC",
     "Known accepted",
@@ -65,6 +66,7 @@ class EvalSets:
     clean_y: np.ndarray
     webcam_x: np.ndarray
     webcam_y: np.ndarray
+    webcam_crop_x: np.ndarray  # the webcam-like images through runtime.preprocess.autocrop_foreground
     unknown_x: np.ndarray
     unknown_types: list[str]
     notes: dict[str, Any] = field(default_factory=dict)
@@ -123,9 +125,9 @@ def webcam_folder(model_dir: Path, given: Path | None, data: Path | None, log: A
     return folder
 
 
-def webcam_set(folder: Path, meta: ModelMetadata) -> tuple[np.ndarray, np.ndarray]:
-    """Known-class rows of a webcam-like set, prepared for the model."""
-    from runtime.preprocess import prepare
+def webcam_set(folder: Path, meta: ModelMetadata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Known-class rows of a webcam-like set prepared for the model: plain, labels, auto-cropped."""
+    from runtime.preprocess import autocrop_foreground, prepare
     from training.webcam import load_webcam_set
 
     images, labels, _ids = load_webcam_set(folder)
@@ -136,12 +138,10 @@ def webcam_set(folder: Path, meta: ModelMetadata) -> tuple[np.ndarray, np.ndarra
             f"{folder / 'labels.csv'}: labels not among the model's classes: {', '.join(strange[:5])}"
         )
     keep = [i for i, lab in enumerate(labels) if lab != meta.unknown_class]
-    x = (
-        np.stack([prepare(images[i], meta) for i in keep])
-        if keep
-        else np.zeros((0, *meta.input_shape), np.uint8)
-    )
-    return x, np.array([index[labels[i]] for i in keep], np.int64)
+    empty = np.zeros((0, *meta.input_shape), np.uint8)
+    x = np.stack([prepare(images[i], meta) for i in keep]) if keep else empty
+    crop = np.stack([prepare(autocrop_foreground(images[i]), meta) for i in keep]) if keep else empty
+    return x, np.array([index[labels[i]] for i in keep], np.int64), crop
 
 
 def unknown_set(
@@ -185,7 +185,7 @@ def build_sets(a: argparse.Namespace, meta: ModelMetadata, log: Any) -> EvalSets
     log(f"clean test set: {len(clean_y)} known-class images ({time.perf_counter() - t0:.1f} s)")
     t0 = time.perf_counter()
     folder = webcam_folder(a.model_dir, a.webcam_set, a.data, log)
-    web_x, web_y = webcam_set(folder, meta)
+    web_x, web_y, crop_x = webcam_set(folder, meta)
     log(f"webcam-like set: {len(web_y)} images from {folder} ({time.perf_counter() - t0:.1f} s)")
     t0 = time.perf_counter()
     unk_x, unk_types, notes = unknown_set(a.model_dir, meta, a.data, a.unknown_n)
@@ -193,7 +193,9 @@ def build_sets(a: argparse.Namespace, meta: ModelMetadata, log: Any) -> EvalSets
         f"unknown set: {len(unk_types)} items of {len(notes['unknown_types'])} types ({time.perf_counter() - t0:.1f} s)"
     )
     notes["webcam_set"] = str(folder)
-    return EvalSets(meta.classes, meta.unknown_class, clean_x, clean_y, web_x, web_y, unk_x, unk_types, notes)
+    return EvalSets(
+        meta.classes, meta.unknown_class, clean_x, clean_y, web_x, web_y, crop_x, unk_x, unk_types, notes
+    )
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -253,6 +255,7 @@ def evaluate_file(path: Path, sets: EvalSets, threads: int | None) -> dict[str, 
         raise RobustnessError(f"{path}: classes differ from the folder's metadata.json")
     clean, clean_score, clean_correct = known_figures(clf, sets.clean_x, sets.clean_y)
     webcam, _, _ = known_figures(clf, sets.webcam_x, sets.webcam_y)
+    webcam_crop, _, _ = known_figures(clf, sets.webcam_crop_x, sets.webcam_y)
     _, unk_accepted, unk_score = decisions(clf, probabilities(clf, sets.unknown_x))
     open_set = open_set_metrics(clean_score, unk_score, clf.meta.review_threshold, clean_correct)
     # accept decisions are the runtime's (needs_review), not the bare score threshold
@@ -273,6 +276,7 @@ def evaluate_file(path: Path, sets: EvalSets, threads: int | None) -> dict[str, 
         "unknown_class": clf.meta.unknown_class,
         "clean": clean,
         "webcam": webcam,
+        "webcam_autocrop": webcam_crop,
         "gap": gap,
         "open_set": open_set,
         "seconds": time.perf_counter() - t0,
@@ -307,7 +311,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             gap = "—" if not np.isfinite(r["gap"]) else f"{100 * r['gap']:.2f} pts"
             auroc = "—" if not np.isfinite(o["auroc"]) else f"{o['auroc']:.4f}"
             cells = [r["file"], f"{r['format']} {r['precision']}", pct(r["clean"]["top1"]), pct(r["webcam"]["top1"]),
-                     gap, auroc, pct(o["known_accepted"]), pct(o["unknown_accepted"]),
+                     pct(r["webcam_autocrop"]["top1"]), gap, auroc, pct(o["known_accepted"]), pct(o["unknown_accepted"]),
                      pct(o["accepted_known_accuracy"]), pct(r["webcam"]["accepted"]),
                      pct(r["webcam"]["accepted_accuracy"])]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
@@ -326,7 +330,8 @@ def report(result: dict[str, Any]) -> str:
         f"(`{s['webcam_set']}`). Unknown: {s['n_unknown']} catalogue items of {len(s['unknown_types'])} article "
         f"types never taught (excluded: {', '.join(s['excluded_types']) or 'none'}).",
         "Accepted = the runtime's `needs_review` is False (confidence ≥ the model's review threshold and the "
-        "top class is not the unknown class). AUROC: max calibrated probability over the known classes, "
+        "top class is not the unknown class). Webcam + auto-crop: the same webcam-like images through "
+        "`runtime.preprocess.autocrop_foreground` first. AUROC: max calibrated probability over the known classes, "
         "known (positive) vs unknown items. Gap = clean − webcam top-1.",
         "",
         table(result["rows"]),

