@@ -186,3 +186,19 @@ def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
         and not p.is_dir()
     ]
     return sorted(files)
+
+
+CAMERA_AUTOCROP = True  # measured per shipped model with benchmarks.robustness (auto-crop column)
+CAMERA_WORK_HEIGHT = 160  # frames are shrunk to this before auto-crop: its kernels were tuned at 80x60
+
+
+def camera_view(frame: np.ndarray, meta: ModelMetadata) -> np.ndarray:
+    """What the model sees of a camera frame: the centred 3:4 crop inside the framing guide, shrunk,
+    then (if ``CAMERA_AUTOCROP``) cropped around the largest foreground object."""
+    crop = center_crop_aspect(frame, meta.height, meta.width)
+    if crop.shape[0] > CAMERA_WORK_HEIGHT:
+        scale = CAMERA_WORK_HEIGHT / crop.shape[0]
+        crop = cv2.resize(
+            crop, (max(1, round(crop.shape[1] * scale)), CAMERA_WORK_HEIGHT), interpolation=cv2.INTER_AREA
+        )
+    return autocrop_foreground(crop) if CAMERA_AUTOCROP else crop

@@ -27,7 +27,7 @@ from desktop_app.views.main_window import CAMERA_TAB, FOLDER_TAB  # noqa: E402
 from desktop_app.views.model_info import model_facts  # noqa: E402
 from desktop_app.workers.camera_worker import crop_box  # noqa: E402
 from runtime.labeling import read_labels  # noqa: E402
-from runtime.preprocess import center_crop_aspect  # noqa: E402
+from runtime.preprocess import camera_view, center_crop_aspect  # noqa: E402
 from tests.app_helpers import Rig, SlowClassifier, add_bad_file, colour_frame, open_and_wait, write_rgb  # noqa: E402
 from tests.onnx_tiny import DEFAULT_CLASSES, colour_image, make_tiny_models  # noqa: E402
 
@@ -77,7 +77,7 @@ def test_camera_shows_the_classifier_label(rig_factory, clf, channel):
     view = rig.window.camera
     view.start()
     rig.qtbot.waitUntil(lambda: view.frames_shown >= 3, timeout=10000)
-    expected = clf.predict([center_crop_aspect(frame, 80, 60)])[0]
+    expected = clf.predict([camera_view(frame, clf.meta)])[0]  # the product's camera path
     assert expected.label == DEFAULT_CLASSES[channel]  # the tiny model's design: one colour per class
     assert not expected.needs_review
     assert view.panel.label.text() == expected.label

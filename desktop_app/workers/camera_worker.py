@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from desktop_app.camera import CameraError, CameraSource
-from runtime.preprocess import center_crop_aspect
+from runtime.preprocess import camera_view
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ class CameraWorker(QObject):
         while not self._stop.is_set():
             frame = self.source.read()
             box = crop_box(frame.shape, meta.height, meta.width)
-            crop = center_crop_aspect(frame, meta.height, meta.width)
+            crop = camera_view(frame, meta)
             t0 = time.perf_counter()
             pred = self.classifier.predict([crop], top_k=3, review_threshold=self.threshold)[0]
             t1 = time.perf_counter()
