@@ -3,6 +3,10 @@
 The int8 file is calibrated on the same representative images as TFLite. Per-channel and
 per-tensor weight scales are both built and measured on the validation split; the better one
 (accuracy, then agreement with float, then latency) is kept and the choice recorded.
+
+The input scaling and the first convolution stay float32 (:func:`float_front`): with 3 input
+channels ORT's QLinearConv is ~2x slower than its float NCHWc kernel (107 vs 46 us on the
+compact model), so keeping that one conv float made int8 ~9% faster (3.2x -> 3.5x vs float).
 """
 
 from __future__ import annotations
@@ -52,7 +56,19 @@ class _Reader:
         self._it = iter(self._batches)
 
 
-def _quantize(pre: Path, out: Path, calib: np.ndarray, per_channel: bool) -> None:
+def float_front(path: Path) -> list[str]:
+    """Names of the nodes up to and including the first Conv (input scaling + first conv)."""
+    import onnx
+
+    names: list[str] = []
+    for node in onnx.load(str(path)).graph.node:
+        names.append(node.name)
+        if node.op_type == "Conv":
+            return [n for n in names if n]
+    return []
+
+
+def _quantize(pre: Path, out: Path, calib: np.ndarray, per_channel: bool, exclude: list[str]) -> None:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(_Reader, CalibrationDataReader):
@@ -60,7 +76,7 @@ def _quantize(pre: Path, out: Path, calib: np.ndarray, per_channel: bool) -> Non
 
     quantize_static(
         str(pre), str(out), Reader(calib), quant_format=QuantFormat.QDQ, per_channel=per_channel,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, nodes_to_exclude=exclude,
     )  # fmt: skip
 
 
@@ -97,9 +113,10 @@ def write_int8(ctx: ExportContext) -> Artifact:
     quant_pre_process(str(float_model_path(ctx)), str(pre))
     float_pred = _logits(_session(float_model_path(ctx)), ctx.val_x).argmax(1)
     trials: dict[str, dict[str, float]] = {}
+    exclude = float_front(pre)
     for per_channel in (False, True):
         out = ctx.workdir / f"int8_pc{int(per_channel)}.onnx"
-        _quantize(pre, out, ctx.calib, per_channel)
+        _quantize(pre, out, ctx.calib, per_channel, exclude)
         sess = _session(out)
         pred = _logits(sess, ctx.val_x).argmax(1)
         trials["per_channel" if per_channel else "per_tensor"] = {
@@ -112,5 +129,5 @@ def write_int8(ctx: ExportContext) -> Artifact:
     )
     raw = (ctx.workdir / f"int8_pc{int(best == 'per_channel')}.onnx").read_bytes()
     notes = {"method": "PTQ (onnxruntime static, QDQ s8/s8)", "weights": best, "trials": trials,
-             "calibration_images": len(ctx.calib)}  # fmt: skip
+             "float_nodes": exclude, "calibration_images": len(ctx.calib)}  # fmt: skip
     return Artifact(raw, {}, notes)
