@@ -217,8 +217,11 @@ REGISTRY: dict[str, ModelSpec] = {
     s.name: s
     for s in [
         ModelSpec("compact", build_compact, "product CNN: 4 conv stages + BN, GAP, <=2 M params (default)"),
-        ModelSpec("compact-s", lambda s, n: build_compact(s, n, widths=(16, 32, 64, 128)),
-                  "compact at 2/3 width: faster, less accurate"),  # fmt: skip
+        ModelSpec(
+            "compact-s",
+            lambda s, n: build_compact(s, n, widths=(16, 32, 64, 128)),
+            "compact at 2/3 width: faster, less accurate",
+        ),  # fmt: skip
         ModelSpec(
             "s000", build_s000, "seed 000 final CNN, 2.9 M params", batch=16, lr=1e-3, patience=7, **_seed_fit
         ),

@@ -37,13 +37,19 @@ def _space(trial, model: str) -> dict:
         layers = trial.suggest_int("layers", 1, 3)
         units = tuple(trial.suggest_categorical(f"units{i}", [1024, 512, 256]) for i in range(layers))
         return {**common, "units": units, "l2": trial.suggest_categorical("l2", [1e-2, 1e-3])}
-    return {**common, "blocks": trial.suggest_int("blocks", 1, 3), "filters": trial.suggest_categorical("filters", [8, 16])}
+    return {
+        **common,
+        "blocks": trial.suggest_int("blocks", 1, 3),
+        "filters": trial.suggest_categorical("filters", [8, 16]),
+    }
 
 
 def _build(model: str, params: dict):
     if model == "mlp":
         return build_mlp((28, 28, 1), 10, units=params["units"], dropout=params["dropout"], l2=params["l2"])
-    return build_cnn((28, 28, 1), 10, blocks=params["blocks"], filters=params["filters"], dropout=params["dropout"])
+    return build_cnn(
+        (28, 28, 1), 10, blocks=params["blocks"], filters=params["filters"], dropout=params["dropout"]
+    )
 
 
 def _fit(model_name: str, params: dict, arrays: dict, epochs: int, seed: int):
@@ -151,7 +157,13 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         if a.cmd == "search":
-            search(a.model, a.trials, a.epochs, a.seed, a.out or D.REPO_ROOT / "runs" / f"fmnist-{a.model}-search")
+            search(
+                a.model,
+                a.trials,
+                a.epochs,
+                a.seed,
+                a.out or D.REPO_ROOT / "runs" / f"fmnist-{a.model}-search",
+            )
         else:
             ensemble(a.runs, a.out)
     except D.DataError as err:
