@@ -9,12 +9,7 @@ from typing import Any
 
 import numpy as np
 
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+from runtime.classifier import softmax  # noqa: F401  (re-exported for training code)
 
 
 def classification_metrics(y_true: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:
