@@ -446,22 +446,17 @@ def finetune(args: argparse.Namespace) -> Path:
     )
     epochs = args.epochs or 3
     t0 = time.time()
-    hist = model.fit(ds, validation_data=_one_hot_ds(make_dataset(xv, yv, 256, False, (), 0), k), epochs=epochs,
-                     verbose=1 if sys.stdout.isatty() else 2)  # fmt: skip
+    model.fit(ds, validation_data=_one_hot_ds(make_dataset(xv, yv, 256, False, (), 0), k), epochs=epochs,
+              callbacks=[tf.keras.callbacks.CSVLogger(str(run / "history.csv"))],
+              verbose=1 if sys.stdout.isatty() else 2)  # fmt: skip
     model.save(run / "model.keras")
     shutil.copy(src / "splits.csv", run / "splits.csv")
-    for name in ("run_args.json",):
-        if (src / name).exists():
-            shutil.copy(src / name, run / name)
+    if (src / "run_args.json").exists():
+        shutil.copy(src / "run_args.json", run / "run_args.json")
     meta.source_run = run.name
     meta.provenance = {**meta.provenance, "finetuned_from": str(src), "extra": str(args.extra),
                        "extra_images": len(x_extra), "extra_unreadable": bad}  # fmt: skip
     save_json(meta, run / "metadata.json")
-    with open(run / "history.csv", "w") as f:
-        keys = list(hist.history)
-        f.write(",".join(["epoch", *keys]) + "\n")
-        for e in range(len(hist.history[keys[0]])):
-            f.write(",".join([str(e)] + [str(hist.history[kk][e]) for kk in keys]) + "\n")
     extra = {"device": "CPU" if not tf.config.list_physical_devices("GPU") else "GPU",
              "train_seconds": time.time() - t0, "epochs_run": epochs, "data_root": data_root,
              "settings": {"finetune_from": str(src), "extra": str(args.extra), "extra_images": len(x_extra),
