@@ -25,15 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from benchmarks import floors as floor_checks
-from benchmarks.accuracy import evaluate, top1
-from benchmarks.labelbench import label_in_subprocess, write_images
-from benchmarks.latency import WorkerError, measure_in_subprocess
-from benchmarks.plots import plot
-from benchmarks.sysinfo import environment
-from benchmarks.table import main_table, report, speedup_table
-from runtime.metadata import ModelMetadata
+from fashion_edge.benchmarks import floors as floor_checks
+from fashion_edge.benchmarks.accuracy import evaluate, top1
+from fashion_edge.benchmarks.labelbench import label_in_subprocess, write_images
+from fashion_edge.benchmarks.latency import WorkerError, measure_in_subprocess
+from fashion_edge.benchmarks.plots import plot
+from fashion_edge.benchmarks.sysinfo import environment
+from fashion_edge.benchmarks.table import main_table, report, speedup_table
+from fashion_edge.runtime.metadata import ModelMetadata
 
 DEFAULT_MODEL_DIR = Path("models/articletype8")
 FORMAT_LABELS = {"keras": "Keras", "tflite": "TFLite", "onnx": "ONNX"}
@@ -121,7 +120,7 @@ def int_list(text: str, option: str) -> list[int]:
 
 def discover_models(model_dir: Path) -> list[Path]:
     """The model files of an exported folder: export's format table order, then any other file."""
-    from export.formats import present
+    from fashion_edge.export.formats import present
 
     if not model_dir.is_dir():
         raise BenchError(f"{model_dir}: not a folder (expected an exported model folder)")
@@ -141,7 +140,7 @@ def guess_kind(path: Path) -> dict[str, str]:
 
 def load_test_set(a: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Test images of the model's split (evenly thinned to --limit)."""
-    from training.data import load_split
+    from fashion_edge.training.data import load_split
 
     x, y, ids, classes = load_split(a.model_dir, "test", data=a.data)
     if a.limit and len(x) > a.limit:
@@ -152,8 +151,8 @@ def load_test_set(a: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, list[s
 
 def load_webcam(folder: Path, meta: ModelMetadata) -> tuple[np.ndarray, np.ndarray]:
     """A webcam-like labelled set (training.webcam) as model inputs and class indices."""
-    from runtime.preprocess import prepare
-    from training.webcam import load_webcam_set
+    from fashion_edge.runtime.preprocess import prepare
+    from fashion_edge.training.webcam import load_webcam_set
 
     images, labels, _ids = load_webcam_set(folder)
     index = {c: i for i, c in enumerate(meta.classes)}
@@ -258,7 +257,7 @@ def model_row(
 
 def name_rows(rows: list[dict[str, Any]]) -> None:
     """ "ONNX int8"-style names; variants (int8 I/O, extra files) get a qualifier in the precision."""
-    from export.formats import by_filename
+    from fashion_edge.export.formats import by_filename
 
     for r in rows:
         fmt = by_filename(r["file"])
@@ -362,7 +361,7 @@ def labeling(
             return None
         source = None
         if recipe != "fmnist":
-            from training.data import DataError, resolve_catalogue
+            from fashion_edge.training.data import DataError, resolve_catalogue
 
             try:
                 source = resolve_catalogue(a.data)
@@ -382,7 +381,7 @@ def run(a: argparse.Namespace, command: str) -> dict[str, Any]:
     """Measure everything; returns the result record (rows, speed-ups, labeling, goals, environment)."""
     models = discover_models(a.model_dir)
     x, y, ids, classes = load_test_set(a)
-    from runtime.metadata import load_json
+    from fashion_edge.runtime.metadata import load_json
 
     meta = load_json(a.model_dir / "metadata.json")
     notes: list[str] = []
@@ -493,8 +492,8 @@ def write_outputs(result: dict[str, Any], out: Path, results_md: Path | None) ->
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = shlex.join(["fashion-bench", *argv])
-    from runtime.metadata import MetadataError
-    from training.data import DataError
+    from fashion_edge.runtime.metadata import MetadataError
+    from fashion_edge.training.data import DataError
 
     try:
         a = parse_args(argv)

@@ -1,7 +1,7 @@
 """End-to-end folder labeling throughput (decode + infer + write CSV) through ``runtime.labeling``.
 
 :func:`write_images` fills a folder with real test images; the timing itself runs in a fresh
-process (``python -m benchmarks.labelbench``) like the latency measurements.
+process (``python -m fashion_edge.benchmarks.labelbench``) like the latency measurements.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-
-from benchmarks.latency import run_json
+from fashion_edge.benchmarks.latency import run_json
 
 
 def write_images(folder: Path, n: int, ids: Sequence[str], x: np.ndarray, source_root: Path | None) -> int:
@@ -42,8 +41,8 @@ def write_images(folder: Path, n: int, ids: Sequence[str], x: np.ndarray, source
 
 def time_labeling(folder: Path, model: Path, threads: int, workers: int, batch_size: int) -> dict[str, Any]:
     """Label every image of ``folder`` once into a fresh CSV; time it (model load excluded)."""
-    import runtime
-    from runtime.labeling import run_labeling
+    from fashion_edge import runtime
+    from fashion_edge.runtime.labeling import run_labeling
 
     clf = runtime.load(model, threads=threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,7 +66,7 @@ def label_in_subprocess(
     folder: Path, model: Path, threads: int = 2, workers: int = 2, batch_size: int = 64, timeout: float = 1800
 ) -> dict[str, Any]:
     """Run :func:`time_labeling` in a fresh process; WorkerError on failure."""
-    cmd = [sys.executable, "-m", "benchmarks.labelbench", str(folder), str(model)]
+    cmd = [sys.executable, "-m", "fashion_edge.benchmarks.labelbench", str(folder), str(model)]
     cmd += ["--threads", str(threads), "--workers", str(workers), "--batch-size", str(batch_size)]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     return run_json(cmd, env, timeout)

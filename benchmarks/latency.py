@@ -1,4 +1,4 @@
-"""Latency of one model file, measured in a fresh process (``python -m benchmarks.latency``).
+"""Latency of one model file, measured in a fresh process (``python -m fashion_edge.benchmarks.latency``).
 
 One process per model and thread count: peak RSS is that model's alone (the runtime without
 TensorFlow, except for the Keras row), thread settings cannot leak between models, and the load
@@ -97,7 +97,7 @@ def load_model(path: Path, threads: int) -> tuple[Callable[[np.ndarray], np.ndar
             return np.asarray(model(x.astype(np.float32), training=False))
 
         return keras_logits, {"format": "keras", "precision": "float32"}
-    import runtime
+    from fashion_edge import runtime
 
     clf = runtime.load(path, threads=threads)
     return clf.logits, {"format": str(clf.format), "precision": str(clf.precision)}
@@ -118,7 +118,7 @@ def measure(
         os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
         import tensorflow  # noqa: F401
     else:
-        import runtime  # noqa: F401
+        from fashion_edge import runtime  # noqa: F401
     rss_before = peak_rss_mb()
     t0 = time.perf_counter()
     logits_fn, kind = load_model(path, threads)
@@ -154,7 +154,7 @@ def measure_in_subprocess(
     timeout: float = 1800,
 ) -> dict[str, Any]:
     """Run :func:`measure` in a fresh Python process with ``threads`` threads; WorkerError on failure."""
-    cmd = [sys.executable, "-m", "benchmarks.latency", str(path), "--inputs", str(inputs)]
+    cmd = [sys.executable, "-m", "fashion_edge.benchmarks.latency", str(path), "--inputs", str(inputs)]
     cmd += ["--threads", str(threads), "--batches", ",".join(map(str, batches)), "--runs", str(runs)]
     cmd += ["--warmup", str(warmup), "--max-seconds", str(max_seconds)]
     if logits_out is not None:

@@ -1,6 +1,6 @@
 """Robustness of every file of a model: clean vs webcam-like accuracy, and unknown item types.
 
-    python -m benchmarks.robustness models/articletype8 --md benchmarks/ROBUSTNESS.md
+    python -m fashion_edge.benchmarks.robustness models/articletype8 --md benchmarks/ROBUSTNESS.md
 
 For each model file (through ``runtime.load``, one inference thread by default):
 
@@ -32,8 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from runtime.metadata import MetadataError, ModelMetadata, load_json
+from fashion_edge.runtime.metadata import MetadataError, ModelMetadata, load_json
 
 CHUNK = 256  # images per inference call
 TABLE_HEADER = [
@@ -91,7 +90,7 @@ def model_files(model_dir: Path, names: str | None) -> list[Path]:
 
 def known_test_set(model_dir: Path, meta: ModelMetadata, data: Path | None) -> tuple[np.ndarray, np.ndarray]:
     """Test items of splits.csv whose label is a known class (not the unknown class)."""
-    from training.data import load_split
+    from fashion_edge.training.data import load_split
 
     try:
         x, y, _ids, classes = load_split(model_dir, "test", data=data)
@@ -107,8 +106,8 @@ def known_test_set(model_dir: Path, meta: ModelMetadata, data: Path | None) -> t
 
 def webcam_folder(model_dir: Path, given: Path | None, data: Path | None, log: Any) -> Path:
     """A webcam-like copy of the test split: ``given`` if it has labels.csv, else made (and cached)."""
-    from training.data import CACHE_DIR, read_splits
-    from training.webcam import make_webcam_set
+    from fashion_edge.training.data import CACHE_DIR, read_splits
+    from fashion_edge.training.webcam import make_webcam_set
 
     folder = given or CACHE_DIR / "webcam" / f"{model_dir.resolve().name}-test-s0"
     test_ids = {r["id"] for r in read_splits(model_dir / "splits.csv") if r["split"] == "test"}
@@ -127,8 +126,8 @@ def webcam_folder(model_dir: Path, given: Path | None, data: Path | None, log: A
 
 def webcam_set(folder: Path, meta: ModelMetadata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Known-class rows of a webcam-like set prepared for the model: plain, labels, auto-cropped."""
-    from runtime.preprocess import autocrop_foreground, prepare
-    from training.webcam import load_webcam_set
+    from fashion_edge.runtime.preprocess import autocrop_foreground, prepare
+    from fashion_edge.training.webcam import load_webcam_set
 
     images, labels, _ids = load_webcam_set(folder)
     index = {c: i for i, c in enumerate(meta.classes)}
@@ -148,10 +147,10 @@ def unknown_set(
     model_dir: Path, meta: ModelMetadata, data: Path | None, n: int
 ) -> tuple[np.ndarray, list[str], dict[str, Any]]:
     """Catalogue items of article types never taught (nor used as training negatives), model-ready."""
-    from runtime.preprocess import prepare
-    from training.data import load_catalogue, load_catalogue_images, read_splits
-    from training.recipes import NEAR_DUPLICATES
-    from training.unknowns import unknown_ids
+    from fashion_edge.runtime.preprocess import prepare
+    from fashion_edge.training.data import load_catalogue, load_catalogue_images, read_splits
+    from fashion_edge.training.recipes import NEAR_DUPLICATES
+    from fashion_edge.training.unknowns import unknown_ids
 
     known = [c for c in meta.classes if c != meta.unknown_class]
     negative_types = list((meta.provenance or {}).get("negative_types") or [])
@@ -177,7 +176,7 @@ def unknown_set(
 
 def build_sets(a: argparse.Namespace, meta: ModelMetadata, log: Any) -> EvalSets:
     """Load (or make) the clean, webcam-like and unknown sets once for all files."""
-    from runtime.preprocess import prepare
+    from fashion_edge.runtime.preprocess import prepare
 
     t0 = time.perf_counter()
     clean_x, clean_y = known_test_set(a.model_dir, meta, a.data)
@@ -246,8 +245,8 @@ def known_figures(clf: Any, x: np.ndarray, y: np.ndarray) -> tuple[dict[str, Any
 
 def evaluate_file(path: Path, sets: EvalSets, threads: int | None) -> dict[str, Any]:
     """Every figure for one model file (raises ModelLoadError / ValueError on a bad file)."""
-    from runtime import load
-    from training.unknowns import open_set_metrics
+    from fashion_edge.runtime import load
+    from fashion_edge.training.unknowns import open_set_metrics
 
     t0 = time.perf_counter()
     clf = load(path, threads=threads)
@@ -352,7 +351,9 @@ def report(result: dict[str, Any]) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks.robustness", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m fashion_edge.benchmarks.robustness", description=__doc__.splitlines()[0]
+    )
     ap.add_argument(
         "model_dir", type=Path, help="exported model folder (metadata.json, splits.csv, model_* files)"
     )
@@ -378,7 +379,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(a: argparse.Namespace, command: str, log: Any) -> dict[str, Any]:
     """Measure every file; the result record (rows and set descriptions)."""
-    from runtime import ModelLoadError
+    from fashion_edge.runtime import ModelLoadError
 
     meta = load_json(a.model_dir / "metadata.json")
     files = model_files(a.model_dir, a.files)
@@ -433,9 +434,9 @@ def _json_default(o: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = shlex.join(["python", "-m", "benchmarks.robustness", *argv])
-    from runtime.preprocess import ImageError
-    from training.data import DataError
+    command = shlex.join(["python", "-m", "fashion_edge.benchmarks.robustness", *argv])
+    from fashion_edge.runtime.preprocess import ImageError
+    from fashion_edge.training.data import DataError
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)

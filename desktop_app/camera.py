@@ -13,8 +13,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
-
-from runtime.preprocess import ImageError, read_image
+from fashion_edge.runtime.preprocess import ImageError, read_image
 
 
 class CameraError(RuntimeError):

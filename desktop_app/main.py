@@ -42,7 +42,7 @@ def no_display() -> bool:
 
 def load_first_model(holder: object, candidates: Sequence[Path | None]) -> list[str]:
     """Load the first candidate that works; returns the error lines of those that did not."""
-    from runtime import ModelLoadError
+    from fashion_edge.runtime import ModelLoadError
 
     errors = []
     for path in candidates:
@@ -58,14 +58,13 @@ def load_first_model(holder: object, candidates: Sequence[Path | None]) -> list[
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from fashion_edge.desktop_app.camera import FakeCamera
+    from fashion_edge.desktop_app.model_holder import ModelHolder
+    from fashion_edge.desktop_app.settings import APPLICATION, ORGANIZATION, AppSettings
+    from fashion_edge.desktop_app.views.main_window import FOLDER_TAB, MainWindow
+    from fashion_edge.runtime import default_model_path
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
-
-    from desktop_app.camera import FakeCamera
-    from desktop_app.model_holder import ModelHolder
-    from desktop_app.settings import APPLICATION, ORGANIZATION, AppSettings
-    from desktop_app.views.main_window import FOLDER_TAB, MainWindow
-    from runtime import default_model_path
 
     if no_display():
         print(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fashion_edge import runtime
 from PySide6.QtCore import QObject, Signal
-
-import runtime
 
 
 class ModelHolder(QObject):

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from training.data import DataError, load_split
+from fashion_edge.training.data import DataError, load_split
 
 TEMPERATURE_BOUNDS = (0.25, 10.0)  # beyond these the validation set is too small/too easy to say
 CONFIDENCE_Z = 1.2816  # one-sided 90 % normal quantile for the Wilson lower bound

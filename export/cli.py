@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf_keras (Keras 2): needed by tfmot
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from export.formats import FAMILIES  # noqa: E402
+from fashion_edge.export.formats import FAMILIES  # noqa: E402
 
 
 def _families(text: str) -> tuple[str, ...]:
@@ -87,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 gate failed or bad input, 2 usage)."""
     args = build_parser().parse_args(argv)
-    from export.gate import GateError
-    from export.pipeline import ExportError, ExportOptions, export_run, verify_folder
+    from fashion_edge.export.gate import GateError
+    from fashion_edge.export.pipeline import ExportError, ExportOptions, export_run, verify_folder
 
     if args.int8_io and not args.int8:
         args.int8 = True  # int8 I/O files are int8 files

@@ -66,7 +66,7 @@ def runtime_logits(
     path: str | Path, x: np.ndarray, threads: int | None = None, batch: int = 256
 ) -> tuple[np.ndarray, list[str]]:
     """Logits of a model file through ``runtime.load`` (ONNX Runtime / LiteRT), and its class names."""
-    from runtime import load
+    from fashion_edge.runtime import load
 
     clf = load(path, threads=threads)
     outs = [np.asarray(clf.logits(x[i : i + batch])) for i in range(0, len(x), batch)]
@@ -87,7 +87,7 @@ def evaluate_file(
     threads: int | None = None,
 ) -> FileResult:
     """Score one file on the test split against the reference predictions."""
-    from export.calibration import accuracy_above, softmax
+    from fashion_edge.export.calibration import accuracy_above, softmax
 
     logits, file_classes = runtime_logits(path, x, threads)
     k = len(ref.recall)

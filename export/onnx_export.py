@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from export.formats import Artifact, ExportContext
+from fashion_edge.export.formats import Artifact, ExportContext
 
 OPSET = 17  # tf2onnx 1.17 supports <= 18
 INPUT_NAME = "input"

@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from export.calibration import (
+from fashion_edge.export.calibration import (
     TEMPERATURE_BOUNDS,
     accuracy_above,
     choose_review_threshold,
@@ -27,11 +26,18 @@ from export.calibration import (
     representative_set,
     softmax,
 )
-from export.formats import FAMILIES, ExportContext, ExportFormat, embed_metadata, present, select_formats
-from export.gate import FileResult, GateError, Scores, apply_gate, evaluate_file, goals
-from export.report import write_report
-from runtime.metadata import MetadataError, ModelMetadata, load_json, save_json
-from training.data import load_split, read_splits
+from fashion_edge.export.formats import (
+    FAMILIES,
+    ExportContext,
+    ExportFormat,
+    embed_metadata,
+    present,
+    select_formats,
+)
+from fashion_edge.export.gate import FileResult, GateError, Scores, apply_gate, evaluate_file, goals
+from fashion_edge.export.report import write_report
+from fashion_edge.runtime.metadata import MetadataError, ModelMetadata, load_json, save_json
+from fashion_edge.training.data import load_split, read_splits
 
 
 class ExportError(RuntimeError):
@@ -204,7 +210,7 @@ def export_run(opts: ExportOptions) -> dict[str, Any]:
         except ValueError as e:
             raise ExportError(f"{run}: {e}") from None
         if opts.qat:
-            from export.qat import finetune
+            from fashion_edge.export.qat import finetune
 
             log(f"      quantization-aware fine-tuning, {opts.qat_epochs} epoch(s)")
             train_x, train_y, _ = _split(run, "train", data)

@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-
-from export.formats import Artifact, ExportContext
+from fashion_edge.export.formats import Artifact, ExportContext
 
 
 def _converter(model: Any) -> Any:

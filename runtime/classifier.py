@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from runtime.backends import Backend, BackendError, OnnxBackend, open_backend
-from runtime.metadata import MetadataError, ModelMetadata, onnx_session_metadata, read_tflite_metadata
-from runtime.preprocess import prepare, read_image
+from fashion_edge.runtime.backends import Backend, BackendError, OnnxBackend, open_backend
+from fashion_edge.runtime.metadata import (
+    MetadataError,
+    ModelMetadata,
+    onnx_session_metadata,
+    read_tflite_metadata,
+)
+from fashion_edge.runtime.preprocess import prepare, read_image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT / "models" / "articletype8" / "model_int8.onnx"

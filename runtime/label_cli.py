@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from runtime.classifier import ModelLoadError, default_model_path, load
-from runtime.labeling import LabelingError, run_labeling
+from fashion_edge.runtime.classifier import ModelLoadError, default_model_path, load
+from fashion_edge.runtime.labeling import LabelingError, run_labeling
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,8 +9,8 @@ Scaling out (millions of images): drive ``label_paths`` from an existing engine 
 ``run_labeling``. With Ray Data, for example::
 
     import ray
-    from runtime import load
-    from runtime.labeling import label_paths
+    from fashion_edge.runtime import load
+    from fashion_edge.runtime.labeling import label_paths
 
     class Labeler:
         def __init__(self):
@@ -44,9 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from runtime.classifier import Classifier
-from runtime.preprocess import ImageError, list_images, read_image
+from fashion_edge.runtime.classifier import Classifier
+from fashion_edge.runtime.preprocess import ImageError, list_images, read_image
 
 FIELDS = ["path", "label", "confidence", "top_k", "needs_review", "error", "source"]
 SOURCES = ("model", "human")

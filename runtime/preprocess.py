@@ -10,8 +10,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from runtime.metadata import ModelMetadata
+from fashion_edge.runtime.metadata import ModelMetadata
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MAX_PIXELS = 100_000_000  # refuse decompression bombs larger than this many pixels

@@ -2,7 +2,7 @@
 
     python scripts/bench_app.py [--model models/articletype8/model_int8.onnx] [--runs 5] [--seconds 5]
 
-Cold start: wall time from launching ``python -m desktop_app.main`` (offscreen, FakeCamera) to the
+Cold start: wall time from launching ``python -m fashion_edge.desktop_app.main`` (offscreen, FakeCamera) to the
 first prediction it prints, median over runs. Camera loop: a CameraView fed by an unthrottled
 FakeCamera of 640x480 frames; frames read+cropped+classified per second, and frames drawn per second.
 """
@@ -27,12 +27,11 @@ def sample_frame_file(folder: Path) -> Path:
     """A 640x480 frame with a catalogue photo (or a generated item) on a plain background."""
     import cv2
     import numpy as np
-
-    from desktop_app.camera import on_background
-    from runtime.preprocess import read_image
+    from fashion_edge.desktop_app.camera import on_background
+    from fashion_edge.runtime.preprocess import read_image
 
     try:
-        from training.data import load_catalogue
+        from fashion_edge.training.data import load_catalogue
 
         cat = load_catalogue()
         item = read_image(cat.image_path(next(r["id"] for r in cat.rows if r["articleType"] == "Tshirts")))
@@ -46,7 +45,7 @@ def sample_frame_file(folder: Path) -> Path:
 
 
 def cold_start(model: Path, frame: Path, runs: int, tmp: Path) -> list[float]:
-    cmd = [sys.executable, "-m", "desktop_app.main", "--model", str(model), "--fake-camera", str(frame),
+    cmd = [sys.executable, "-m", "fashion_edge.desktop_app.main", "--model", str(model), "--fake-camera", str(frame),
            "--settings", str(tmp / "bench.ini"), "--exit-after-first-prediction"]  # fmt: skip
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     times = []
@@ -67,13 +66,12 @@ def cold_start(model: Path, frame: Path, runs: int, tmp: Path) -> list[float]:
 
 
 def camera_loop(model: Path, frame_path: Path, seconds: float) -> tuple[float, float, float]:
+    from fashion_edge import runtime
+    from fashion_edge.desktop_app.camera import FakeCamera
+    from fashion_edge.desktop_app.model_holder import ModelHolder
+    from fashion_edge.desktop_app.views.camera_view import CameraView
+    from fashion_edge.runtime.preprocess import read_image
     from PySide6.QtWidgets import QApplication
-
-    import runtime
-    from desktop_app.camera import FakeCamera
-    from desktop_app.model_holder import ModelHolder
-    from desktop_app.views.camera_view import CameraView
-    from runtime.preprocess import read_image
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     holder = ModelHolder()
@@ -99,7 +97,7 @@ def camera_loop(model: Path, frame_path: Path, seconds: float) -> tuple[float, f
 
 
 def main(argv: list[str] | None = None) -> int:
-    import runtime
+    from fashion_edge import runtime
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=runtime.default_model_path())

@@ -22,9 +22,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from runtime.metadata import load_json  # noqa: E402
-from training.data import load_split  # noqa: E402
-from training.webcam import item_rng, webcam_like  # noqa: E402
+from fashion_edge.runtime.metadata import load_json  # noqa: E402
+from fashion_edge.training.data import load_split  # noqa: E402
+from fashion_edge.training.webcam import item_rng, webcam_like  # noqa: E402
 
 
 def make_extra(run: Path, out: Path, per_class: int, seed: int = 1) -> int:
@@ -51,7 +51,7 @@ def run(cmd: list[str]) -> None:
 
 
 def robustness(export_dir: Path, out: Path) -> dict:
-    run([sys.executable, "-m", "benchmarks.robustness", str(export_dir), "--files",
+    run([sys.executable, "-m", "fashion_edge.benchmarks.robustness", str(export_dir), "--files",
          "model_float32.onnx,model_int8.onnx", "--out", str(out)])  # fmt: skip
     return json.loads((out / "robustness.json").read_text())
 

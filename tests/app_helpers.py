@@ -8,13 +8,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+from fashion_edge.desktop_app.camera import FakeCamera, on_background
+from fashion_edge.desktop_app.model_holder import ModelHolder
+from fashion_edge.desktop_app.settings import AppSettings
+from fashion_edge.desktop_app.views.main_window import MainWindow
+from fashion_edge.runtime.preprocess import list_images
 from PySide6.QtCore import QThreadPool
 
-from desktop_app.camera import FakeCamera, on_background
-from desktop_app.model_holder import ModelHolder
-from desktop_app.settings import AppSettings
-from desktop_app.views.main_window import MainWindow
-from runtime.preprocess import list_images
 from tests.onnx_tiny import colour_image
 
 
@@ -87,7 +87,7 @@ def add_bad_file(folder: Path, name: str = "broken.jpg") -> Path:
 
 def real_images(n: int, classes: list[str] | None = None) -> list[tuple[Path, str]]:
     """(image path, articleType) for n catalogue images, spread over classes, in a fixed order."""
-    from training.data import load_catalogue
+    from fashion_edge.training.data import load_catalogue
 
     cat = load_catalogue()
     wanted = set(classes) if classes else None

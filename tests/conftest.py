@@ -10,8 +10,9 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from fashion_edge.training.data import CATALOGUE_DIR, FMNIST_DIR  # noqa: E402
+
 from tests.fakedata import make_catalogue  # noqa: E402
-from training.data import CATALOGUE_DIR, FMNIST_DIR  # noqa: E402
 
 requires_catalogue = pytest.mark.skipif(
     not CATALOGUE_DIR.exists(), reason=f"real catalogue not found at {CATALOGUE_DIR} (../shared/data absent)"

@@ -18,8 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-from runtime.metadata import ONNX_KEY, ModelMetadata, tflite_with_metadata
+from fashion_edge.runtime.metadata import ONNX_KEY, ModelMetadata, tflite_with_metadata
 
 VERSION = 2  # bump when the generated models change
 DEFAULT_CLASSES = ("Tshirts", "Watches", "Casual Shoes")
@@ -209,7 +208,7 @@ def make_tiny_models(
     classes = tuple(classes)
     key = cache_key(classes, h, w, tflite)
     if dirpath is None:
-        from training.data import CACHE_DIR
+        from fashion_edge.training.data import CACHE_DIR
 
         dirpath = CACHE_DIR / "tiny_models" / key
     d = Path(dirpath)

@@ -16,18 +16,18 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from fashion_edge import runtime  # noqa: E402
+from fashion_edge.desktop_app.camera import CameraError, OpenCVCamera  # noqa: E402
+from fashion_edge.desktop_app.models.folder_session import JOURNAL_NAME  # noqa: E402
+from fashion_edge.desktop_app.models.label_table import REVIEW_TEXT, LabelTableModel  # noqa: E402
+from fashion_edge.desktop_app.settings import AppSettings  # noqa: E402
+from fashion_edge.desktop_app.views.main_window import CAMERA_TAB, FOLDER_TAB  # noqa: E402
+from fashion_edge.desktop_app.views.model_info import model_facts  # noqa: E402
+from fashion_edge.desktop_app.workers.camera_worker import crop_box  # noqa: E402
+from fashion_edge.runtime.labeling import read_labels  # noqa: E402
+from fashion_edge.runtime.preprocess import camera_view, center_crop_aspect  # noqa: E402
 from PySide6.QtCore import Qt  # noqa: E402
 
-import runtime  # noqa: E402
-from desktop_app.camera import CameraError, OpenCVCamera  # noqa: E402
-from desktop_app.models.folder_session import JOURNAL_NAME  # noqa: E402
-from desktop_app.models.label_table import REVIEW_TEXT, LabelTableModel  # noqa: E402
-from desktop_app.settings import AppSettings  # noqa: E402
-from desktop_app.views.main_window import CAMERA_TAB, FOLDER_TAB  # noqa: E402
-from desktop_app.views.model_info import model_facts  # noqa: E402
-from desktop_app.workers.camera_worker import crop_box  # noqa: E402
-from runtime.labeling import read_labels  # noqa: E402
-from runtime.preprocess import camera_view, center_crop_aspect  # noqa: E402
 from tests.app_helpers import Rig, SlowClassifier, add_bad_file, colour_frame, open_and_wait, write_rgb  # noqa: E402
 from tests.onnx_tiny import DEFAULT_CLASSES, colour_image, make_tiny_models  # noqa: E402
 
@@ -367,7 +367,7 @@ def test_camera_choice_is_remembered(rig_factory):
 def test_fashion_app_cli_runs_to_first_prediction(tmp_path, tiny_paths):
     img = write_rgb(tmp_path / "red.png", colour_frame(0))
     out = subprocess.run(
-        [sys.executable, "-m", "desktop_app.main", "--model", str(tiny_paths["onnx_int8"]), "--fake-camera", str(img),
+        [sys.executable, "-m", "fashion_edge.desktop_app.main", "--model", str(tiny_paths["onnx_int8"]), "--fake-camera", str(img),
          "--settings", str(tmp_path / "s.ini"), "--exit-after-first-prediction"],
         capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )  # fmt: skip
@@ -377,7 +377,7 @@ def test_fashion_app_cli_runs_to_first_prediction(tmp_path, tiny_paths):
 
 def test_fashion_app_cli_bad_fake_camera_image(tmp_path):
     out = subprocess.run(
-        [sys.executable, "-m", "desktop_app.main", "--fake-camera", str(tmp_path / "nope.png")],
+        [sys.executable, "-m", "fashion_edge.desktop_app.main", "--fake-camera", str(tmp_path / "nope.png")],
         capture_output=True, text=True, timeout=60, cwd=REPO, env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )  # fmt: skip
     assert out.returncode == 2
@@ -388,7 +388,7 @@ def test_long_sessions_do_not_exhaust_none_or_true_references():
     """PySide6 6.12.0 on CPython 3.11 drops a None reference per void call and a True per emit;
     without desktop_app's guard this loop aborts the interpreter (none_dealloc/bool_dealloc)."""
     code = (
-        "import desktop_app\n"
+        "import fashion_edge.desktop_app\n"
         "from PySide6.QtCore import QObject, Signal\n"
         "class P(QObject):\n    s = Signal()\n"
         "p = P()\n"
@@ -443,7 +443,7 @@ def test_foreign_csv_in_folder_is_reported_not_overwritten(rig_factory, tmp_path
 def test_fashion_app_without_display_says_so(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     out = subprocess.run(
-        [sys.executable, "-m", "desktop_app.main", "--settings", str(tmp_path / "s.ini")],
+        [sys.executable, "-m", "fashion_edge.desktop_app.main", "--settings", str(tmp_path / "s.ini")],
         capture_output=True, text=True, timeout=60, cwd=REPO, env=env,
     )  # fmt: skip
     assert out.returncode == 2

@@ -9,15 +9,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fashion_edge.benchmarks import floors
+from fashion_edge.benchmarks.accuracy import evaluate
+from fashion_edge.benchmarks.bench import main
+from fashion_edge.benchmarks.latency import summarize, time_calls
+from fashion_edge.benchmarks.sysinfo import cpu_info
+from fashion_edge.runtime.metadata import save_json
+from fashion_edge.training.data import STYLES_FIELDS
 
-from benchmarks import floors
-from benchmarks.accuracy import evaluate
-from benchmarks.bench import main
-from benchmarks.latency import summarize, time_calls
-from benchmarks.sysinfo import cpu_info
-from runtime.metadata import save_json
 from tests.onnx_tiny import DEFAULT_CLASSES, colour_image, make_tiny_models, tiny_metadata
-from training.data import STYLES_FIELDS
 
 N_PER_CLASS = 8
 
@@ -179,7 +179,7 @@ def test_cpu_info_reads_flags(tmp_path) -> None:
 @pytest.mark.slow
 def test_bench_tiny_export_with_keras_and_webcam(tiny_catalogue, tmp_path, capsys) -> None:
     """Every exported format + the Keras reference + the webcam column, on the tiny trained CNN."""
-    webcam = pytest.importorskip("training.webcam")
+    webcam = pytest.importorskip("fashion_edge.training.webcam")
     from tests.tinymodels import make_tiny_export
 
     model_dir = make_tiny_export(tmp_path / "export", tiny_catalogue)

@@ -7,9 +7,9 @@ import struct
 
 import numpy as np
 import pytest
+from fashion_edge.training import data as D
 
 from tests.conftest import requires_catalogue, requires_fmnist
-from training import data as D
 
 
 def test_catalogue_counts_missing_and_malformed(tiny_catalogue):

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from export.calibration import (
+from fashion_edge.export.calibration import (
     CalibrationError,
     accuracy_above,
     choose_review_threshold,
@@ -22,10 +21,10 @@ from export.calibration import (
     stratified_indices,
     wilson_lower,
 )
-from export.cli import main
-from export.formats import FORMATS, by_filename, present, select_formats
-from export.gate import FileResult, Scores, apply_gate
-from runtime.metadata import ModelMetadata, read_metadata, tflite_with_metadata
+from fashion_edge.export.cli import main
+from fashion_edge.export.formats import FORMATS, by_filename, present, select_formats
+from fashion_edge.export.gate import FileResult, Scores, apply_gate
+from fashion_edge.runtime.metadata import ModelMetadata, read_metadata, tflite_with_metadata
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "models" / "articletype8"
@@ -116,7 +115,7 @@ def test_gate_rules_on_accuracy_and_class_recall() -> None:
 
 
 def test_help_does_not_import_tensorflow() -> None:
-    code = "import sys\nfrom export.cli import build_parser\nbuild_parser().format_help()\nassert 'tensorflow' not in sys.modules"
+    code = "import sys\nfrom fashion_edge.export.cli import build_parser\nbuild_parser().format_help()\nassert 'tensorflow' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
@@ -156,7 +155,7 @@ def tiny_export(tmp_path_factory, tiny_catalogue) -> tuple[Path, Path]:
 READ_BACK = """
 import json, sys
 sys.modules["tensorflow"] = None  # any TensorFlow import would fail
-from runtime.metadata import read_metadata
+from fashion_edge.runtime.metadata import read_metadata
 print(json.dumps({p: read_metadata(p).to_dict() for p in sys.argv[1:]}))
 """
 
@@ -269,12 +268,12 @@ def test_metadata_disagreeing_with_model_output(tiny_export, tmp_path, capsys) -
 def test_converter_failure_leaves_no_finished_looking_file(
     tiny_export, tmp_path, capsys, monkeypatch
 ) -> None:
-    import export.onnx_export
+    from fashion_edge.export import onnx_export
 
     def broken(ctx):
         raise RuntimeError("simulated converter crash\nwith a long trace")
 
-    monkeypatch.setattr(export.onnx_export, "write_float32", broken)
+    monkeypatch.setattr(onnx_export, "write_float32", broken)
     out = tmp_path / "out"
     assert (
         main([str(tiny_export[0]), "--formats", "onnx", "--review-precision", "0.9", "--out", str(out)]) == 1

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import cv2
 import pytest
+from fashion_edge.runtime.label_cli import main
 
-from runtime.label_cli import main
 from tests.onnx_tiny import colour_image, make_tiny_models
 from tests.test_labeling import BAD, GOOD, make_bad_corpus
 
@@ -100,7 +100,7 @@ def make_slow_folder(folder: Path, n: int) -> None:
 
 
 def start_cli(folder: Path, model: Path, out: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "runtime.label_cli", str(folder), "--model", str(model), "--out", str(out),
+    cmd = [sys.executable, "-m", "fashion_edge.runtime.label_cli", str(folder), "--model", str(model), "--out", str(out),
            "--batch-size", "4", "--workers", "1", "--threads", "1"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

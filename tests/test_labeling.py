@@ -9,9 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from runtime import load
-from runtime.labeling import (
+from fashion_edge.runtime import load
+from fashion_edge.runtime.labeling import (
     FIELDS,
     LabelingError,
     LabelRecord,
@@ -22,6 +21,7 @@ from runtime.labeling import (
     sanitize_folder_name,
     sort_into,
 )
+
 from tests.onnx_tiny import colour_image, make_tiny_models
 
 CLASSES = ["Tshirts", "Watches", "Casual Shoes"]

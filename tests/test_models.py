@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from training.models import REGISTRY, count_params
+from fashion_edge.training.models import REGISTRY, count_params
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from fashion_edge.training import data as D
+from fashion_edge.training.recipes import articletype8, class30, master, normalised_entropy, subcategory
+from fashion_edge.training.splits import read_split_pairs, stratified_split, write_splits
 
 from tests.conftest import requires_catalogue
-from training import data as D
-from training.recipes import articletype8, class30, master, normalised_entropy, subcategory
-from training.splits import read_split_pairs, stratified_split, write_splits
 
 
 def _rows(spec: dict[tuple[str, str, str], int], names: dict[str, str] | None = None) -> list[dict[str, str]]:
@@ -102,7 +102,7 @@ def test_real_recipes_match_the_seeds():
 
 
 def test_negatives_come_from_other_types_and_hold_some_types_out():
-    from training.recipes import UNKNOWN, add_negatives
+    from fashion_edge.training.recipes import UNKNOWN, add_negatives
 
     rows = _rows({("A", "T", "Tshirts"): 40, ("F", "S", "Heels"): 30, ("A", "B", "Belts"): 25,
                   ("A", "W", "Wallets"): 20, ("A", "K", "Kurtis"): 10})  # fmt: skip

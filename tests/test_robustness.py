@@ -1,4 +1,4 @@
-"""benchmarks.robustness on a tiny colour model with an "unknown" class: figures, accept rule, files."""
+"""fashion_edge.benchmarks.robustness on a tiny colour model with an "unknown" class: figures, accept rule, files."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fashion_edge.benchmarks.robustness import main
+from fashion_edge.runtime.metadata import save_json
+from fashion_edge.runtime.preprocess import autocrop_foreground
+from fashion_edge.training.data import STYLES_FIELDS
 
-from benchmarks.robustness import main
-from runtime.metadata import save_json
-from runtime.preprocess import autocrop_foreground
 from tests.onnx_tiny import _onnx_float, _onnx_int8, colour_image, tiny_metadata
-from training.data import STYLES_FIELDS
 
 # the tiny model answers class 0 for red, 1 for green, 2 for blue: class 0 is the unknown class
 CLASSES = ("unknown", "Watches", "Casual Shoes")
@@ -68,7 +68,7 @@ def model_dir(tmp_path_factory) -> tuple[Path, Path]:
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr("training.data.CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr("fashion_edge.training.data.CACHE_DIR", tmp_path / "cache")
 
 
 def test_figures_table_and_unknown_class_rule(model_dir, tmp_path, capsys) -> None:

@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fashion_edge.runtime import ModelLoadError, default_model_path, load
+from fashion_edge.runtime.classifier import softmax
+from fashion_edge.runtime.metadata import ONNX_KEY, ModelMetadata, tflite_with_metadata
 
-from runtime import ModelLoadError, default_model_path, load
-from runtime.classifier import softmax
-from runtime.metadata import ONNX_KEY, ModelMetadata, tflite_with_metadata
 from tests.onnx_tiny import colour_image, make_tiny_models, tiny_metadata
 
 REPO = Path(__file__).resolve().parent.parent
@@ -156,9 +156,9 @@ def test_runtime_never_imports_tensorflow(tiny_models, tmp_path):
     cv2.imwrite(str(tmp_path / "a.png"), colour_image(1))
     code = (
         "import sys\n"
-        "import runtime\n"
-        "from runtime.labeling import run_labeling\n"
-        "from runtime.label_cli import main\n"
+        "from fashion_edge import runtime\n"
+        "from fashion_edge.runtime.labeling import run_labeling\n"
+        "from fashion_edge.runtime.label_cli import main\n"
         f"for p in {[str(p) for p in tiny_models.values()]!r}:\n"
         "    clf = runtime.load(p)\n"
         f"    assert clf.predict([{str(tmp_path / 'a.png')!r}])[0].label == 'Watches'\n"

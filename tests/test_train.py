@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from fashion_edge.runtime.metadata import load_json
+from fashion_edge.training.train import main
 
-from runtime.metadata import load_json
 from tests.conftest import requires_catalogue
-from training.train import main
 
 
 @pytest.mark.slow
@@ -67,8 +67,8 @@ def test_real_data_smoke(tmp_path):
 def test_finetune_on_sorting_table_corrections(tiny_catalogue, tmp_path):
     """The app's saved captures (<class>/ folders) and journal corrections fine-tune a run end to end."""
     import cv2
+    from fashion_edge.runtime.labeling import LabelRecord, append_records
 
-    from runtime.labeling import LabelRecord, append_records
     from tests.fakedata import draw_item
 
     run = tmp_path / "run"

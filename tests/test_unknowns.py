@@ -1,4 +1,4 @@
-"""training.unknowns: picking never-taught items, and open-set metrics on hand-made examples."""
+"""fashion_edge.training.unknowns: picking never-taught items, and open-set metrics on hand-made examples."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from tests.conftest import requires_catalogue
-from training.data import Catalogue, load_catalogue
-from training.unknowns import (
+from fashion_edge.training.data import Catalogue, load_catalogue
+from fashion_edge.training.unknowns import (
     max_confidence,
     open_set_metrics,
     split_unknowns,
@@ -19,6 +17,8 @@ from training.unknowns import (
     threshold_for_unknown_acceptance,
     unknown_ids,
 )
+
+from tests.conftest import requires_catalogue
 
 KNOWN = ["Tshirts", "Watches"]
 SIZES = {"Tshirts": 40, "Watches": 30, "Jeans": 50, "Belts": 20, "Heels": 5, "Socks": 1}

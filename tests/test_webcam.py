@@ -1,4 +1,4 @@
-"""training.webcam: item mask, webcam-like look, batch augmentation, the labelled webcam set, CLI."""
+"""fashion_edge.training.webcam: item mask, webcam-like look, batch augmentation, the labelled webcam set, CLI."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from fashion_edge.runtime.metadata import ModelMetadata, save_json
+from fashion_edge.training import webcam
+from fashion_edge.training.data import load_catalogue
 
-from runtime.metadata import ModelMetadata, save_json
 from tests.conftest import requires_catalogue
-from training import webcam
-from training.data import load_catalogue
 
 H, W = 80, 60
 
@@ -180,7 +180,7 @@ def test_make_webcam_set_is_deterministic_and_keeps_labels(tiny_catalogue: Path,
 
 
 def test_load_webcam_set_bad_folder(tmp_path: Path) -> None:
-    from training.data import DataError
+    from fashion_edge.training.data import DataError
 
     with pytest.raises(DataError, match="labels.csv"):
         webcam.load_webcam_set(tmp_path)
@@ -212,7 +212,7 @@ def test_cli_writes_a_set_and_reports_bad_input(
 
 @requires_catalogue
 def test_mask_on_real_catalogue_items() -> None:
-    from training.data import load_catalogue_images
+    from fashion_edge.training.data import load_catalogue_images
 
     cat = load_catalogue()
     rows = cat.rows[:: max(1, len(cat.rows) // 60)][:60]

@@ -12,10 +12,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-
-from runtime.metadata import ModelMetadata, save_json
-from runtime.preprocess import fit_image, read_image
-from training.data import load_catalogue
+from fashion_edge.runtime.metadata import ModelMetadata, save_json
+from fashion_edge.runtime.preprocess import fit_image, read_image
+from fashion_edge.training.data import load_catalogue
 
 SPLIT_SHARES = (0.6, 0.2, 0.2)  # train / val / test, per class
 EPOCHS = 40
@@ -90,7 +89,7 @@ def make_tiny_run(tmp_dir: str | Path, catalogue_root: str | Path) -> Path:
 
 def make_tiny_export(tmp_dir: str | Path, catalogue_root: str | Path, run: Path | None = None) -> Path:
     """Export the tiny run (all formats: float32/float16/int8/int8-I/O TFLite, float32/int8 ONNX)."""
-    from export.pipeline import ExportOptions, export_run
+    from fashion_edge.export.pipeline import ExportOptions, export_run
 
     run = run or make_tiny_run(tmp_dir, catalogue_root)
     out = Path(tmp_dir) / "tiny_export"

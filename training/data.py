@@ -19,8 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-
-from runtime.preprocess import ImageError, fit_image, read_image
+from fashion_edge.runtime.preprocess import ImageError, fit_image, read_image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("FASHION_EDGE_DATA", REPO_ROOT.parent / "shared" / "data"))
@@ -213,7 +212,7 @@ def load_split(
     Returns (x uint8 NxHxWxC, y int class indices, ids, classes). Reads ``splits.csv`` and
     ``metadata.json`` from the folder; images come from ``data`` or the default shared data.
     """
-    from runtime.metadata import load_json
+    from fashion_edge.runtime.metadata import load_json
 
     d = Path(run_or_model_dir)
     if not (d / "splits.csv").exists() or not (d / "metadata.json").exists():

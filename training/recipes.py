@@ -11,8 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from training.data import FMNIST_CLASSES, load_fmnist
+from fashion_edge.training.data import FMNIST_CLASSES, load_fmnist
 
 
 @dataclass
@@ -165,8 +164,8 @@ def add_negatives(lab: Labelled, rows: list[dict[str, str]], n: int, seed: int =
     here) and *held-out* types that training never sees, so open-set evaluation on the held-out
     types measures items of a kind the model never met. Both lists go into the notes.
     """
-    from training.data import Catalogue
-    from training.unknowns import unknown_ids
+    from fashion_edge.training.data import Catalogue
+    from fashion_edge.training.unknowns import unknown_ids
 
     counts: dict[str, int] = Counter(r["articleType"] for r in rows)
     others = sorted(

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from runtime.classifier import softmax  # noqa: F401  (re-exported for training code)
+from fashion_edge.runtime.classifier import softmax  # noqa: F401  (re-exported for training code)
 
 
 def classification_metrics(y_true: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:

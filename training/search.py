@@ -1,8 +1,8 @@
 """Budgeted hyper-parameter search (Optuna TPE, a Bayesian optimiser) for seed 003's MLP and CNN, and a
 soft-voting ensemble of finished runs.
 
-    python -m training.search search --model mlp --trials 8 --epochs 12
-    python -m training.search ensemble runs/fmnist-mlp runs/fmnist-cnn2-bn --out runs/fmnist-ensemble
+    python -m fashion_edge.training.search search --model mlp --trials 8 --epochs 12
+    python -m fashion_edge.training.search ensemble runs/fmnist-mlp runs/fmnist-cnn2-bn --out runs/fmnist-ensemble
 
 The search tunes on the validation split only; the test split is touched once, by the best trial.
 """
@@ -19,12 +19,11 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-
-from training import data as D  # noqa: E402
-from training.models import build_cnn, build_mlp  # noqa: E402
-from training.recipes import fmnist  # noqa: E402
-from training.report import classification_metrics, softmax  # noqa: E402
-from training.splits import stratified_split  # noqa: E402
+from fashion_edge.training import data as D  # noqa: E402
+from fashion_edge.training.models import build_cnn, build_mlp  # noqa: E402
+from fashion_edge.training.recipes import fmnist  # noqa: E402
+from fashion_edge.training.report import classification_metrics, softmax  # noqa: E402
+from fashion_edge.training.splits import stratified_split  # noqa: E402
 
 
 def _space(trial, model: str) -> dict:
@@ -114,9 +113,8 @@ def search(model_name: str, trials: int, epochs: int, seed: int, out: Path) -> d
 def ensemble(runs: list[Path], out: Path) -> dict:
     """Soft voting: mean of the runs' calibrated-free softmax outputs on the shared test split."""
     import tensorflow as tf
+    from fashion_edge.runtime.metadata import load_json
     from scipy.stats import kendalltau
-
-    from runtime.metadata import load_json
 
     probs, preds, names = [], [], []
     y = classes = None
@@ -143,7 +141,7 @@ def ensemble(runs: list[Path], out: Path) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m training.search", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m fashion_edge.training.search", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("search")
     s.add_argument("--model", choices=["mlp", "cnn"], required=True)
@@ -167,7 +165,7 @@ def main(argv=None) -> int:
         else:
             ensemble(a.runs, a.out)
     except D.DataError as err:
-        print(f"training.search: error: {err}", file=sys.stderr)
+        print(f"fashion_edge.training.search: error: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -26,12 +26,11 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf-keras (Keras 2): tfmot n
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-
-from runtime.metadata import ModelMetadata, load_json, save_json  # noqa: E402
-from training import data as D  # noqa: E402
-from training.models import REGISTRY, listing  # noqa: E402
-from training.recipes import CATALOGUE_RECIPES, RECIPES, UNKNOWN, Labelled, add_negatives, fmnist  # noqa: E402
-from training.report import (  # noqa: E402
+from fashion_edge.runtime.metadata import ModelMetadata, load_json, save_json  # noqa: E402
+from fashion_edge.training import data as D  # noqa: E402
+from fashion_edge.training.models import REGISTRY, listing  # noqa: E402
+from fashion_edge.training.recipes import CATALOGUE_RECIPES, RECIPES, UNKNOWN, Labelled, add_negatives, fmnist  # noqa: E402
+from fashion_edge.training.report import (  # noqa: E402
     classification_metrics,
     plot_confusion,
     plot_curves,
@@ -40,7 +39,7 @@ from training.report import (  # noqa: E402
     softmax,
     write_report,
 )
-from training.splits import read_split_pairs, stratified_split, write_splits  # noqa: E402
+from fashion_edge.training.splits import read_split_pairs, stratified_split, write_splits  # noqa: E402
 
 
 class TrainError(RuntimeError):
@@ -111,7 +110,7 @@ def make_dataset(
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch, drop_remainder=False)
     if training and webcam_p > 0:
-        from training.webcam import augment_batch
+        from fashion_edge.training.webcam import augment_batch
 
         rng = np.random.default_rng(seed)
 
@@ -376,8 +375,8 @@ def train(args: argparse.Namespace) -> Path:
 def read_extra(extra: Path, classes: list[str]) -> list[tuple[Path, str]]:
     """(image, label) pairs from the sorting table: the app's journal (rows a person set or confirmed,
     source=human, last row per path wins) plus images in ``<label>/`` sub-folders (captures)."""
-    from runtime.labeling import read_labels
-    from runtime.preprocess import list_images
+    from fashion_edge.runtime.labeling import read_labels
+    from fashion_edge.runtime.preprocess import list_images
 
     if not extra.is_dir():
         raise TrainError(f"{extra}: not a folder of corrections")
@@ -399,8 +398,7 @@ def read_extra(extra: Path, classes: list[str]) -> list[tuple[Path, str]]:
 def finetune(args: argparse.Namespace) -> Path:
     """Fine-tune a run's model on sorting-table images mixed with its own training data (no forgetting)."""
     import tensorflow as tf
-
-    from runtime.preprocess import ImageError, load_for_model
+    from fashion_edge.runtime.preprocess import ImageError, load_for_model
 
     src = Path(args.finetune)
     if not (src / "model.keras").exists():

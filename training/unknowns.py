@@ -16,8 +16,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
-
-from training.data import Catalogue
+from fashion_edge.training.data import Catalogue
 
 
 def unknown_ids(

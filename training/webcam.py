@@ -20,9 +20,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-
-from runtime.metadata import MetadataError
-from runtime.preprocess import ImageError, read_image
+from fashion_edge.runtime.metadata import MetadataError
+from fashion_edge.runtime.preprocess import ImageError, read_image
 
 BANK_SEED = 20261123  # the background and noise banks are the same in every process
 BANK_TILES = 96  # background tiles in the bank
@@ -447,7 +446,7 @@ def make_webcam_set(
     Writes ``images/<id>_<k>.jpg``, ``labels.csv`` (file,id,label,split) and ``contact_sheet.png``
     (originals next to their webcam-like copies). Same seed -> same files, byte for byte.
     """
-    from training.data import DataError, load_split
+    from fashion_edge.training.data import DataError, load_split
 
     if per_image < 1:
         raise DataError(f"per_image must be >= 1, got {per_image}")
@@ -505,7 +504,7 @@ def contact_sheet(
 
 def load_webcam_set(out_dir: str | Path) -> tuple[np.ndarray, list[str], list[str]]:
     """Read a set written by ``make_webcam_set``: (x uint8 NxHxWx3, labels, ids)."""
-    from training.data import DataError
+    from fashion_edge.training.data import DataError
 
     d = Path(out_dir)
     path = d / "labels.csv"
@@ -529,7 +528,7 @@ def load_webcam_set(out_dir: str | Path) -> tuple[np.ndarray, list[str], list[st
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``fashion-webcamset RUN_OR_MODEL_DIR --out DIR [--split test] [--seed 0] [--per-image 1]``."""
-    from training.data import DataError
+    from fashion_edge.training.data import DataError
 
     ap = argparse.ArgumentParser(
         prog="fashion-webcamset",

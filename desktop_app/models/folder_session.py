@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QThreadPool, Signal
-
-from desktop_app.models.label_table import ItemRow, LabelTableModel, ReviewFilterProxy, row_from_record
-from desktop_app.workers.jobs import FunctionJob, LabelingJob
-from runtime.labeling import (
+from fashion_edge.desktop_app.models.label_table import (
+    ItemRow,
+    LabelTableModel,
+    ReviewFilterProxy,
+    row_from_record,
+)
+from fashion_edge.desktop_app.workers.jobs import FunctionJob, LabelingJob
+from fashion_edge.runtime.labeling import (
     FIELDS,
     LabelingError,
     LabelRecord,
@@ -24,7 +27,8 @@ from runtime.labeling import (
     relative_key,
     sort_into,
 )
-from runtime.preprocess import list_images
+from fashion_edge.runtime.preprocess import list_images
+from PySide6.QtCore import QObject, QThreadPool, Signal
 
 JOURNAL_NAME = "fashion-labels.csv"
 REFRESH_S = 0.25  # re-read the journal at most this often while a job runs

@@ -6,20 +6,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from fashion_edge.desktop_app.camera import CameraSource, OpenCVCamera
+from fashion_edge.desktop_app.model_holder import ModelHolder
+from fashion_edge.desktop_app.models.captures import save_capture
+from fashion_edge.desktop_app.models.folder_session import JOURNAL_NAME, FolderSession
+from fashion_edge.desktop_app.settings import AppSettings
+from fashion_edge.desktop_app.views.camera_view import CameraView, default_capture_folder
+from fashion_edge.desktop_app.views.dialogs import Dialogs
+from fashion_edge.desktop_app.views.folder_view import FolderView
+from fashion_edge.desktop_app.views.model_info import ModelInfoDialog
+from fashion_edge.runtime import ModelLoadError
 from PySide6.QtCore import QThreadPool
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMainWindow, QTabWidget, QWidget
-
-from desktop_app.camera import CameraSource, OpenCVCamera
-from desktop_app.model_holder import ModelHolder
-from desktop_app.models.captures import save_capture
-from desktop_app.models.folder_session import JOURNAL_NAME, FolderSession
-from desktop_app.settings import AppSettings
-from desktop_app.views.camera_view import CameraView, default_capture_folder
-from desktop_app.views.dialogs import Dialogs
-from desktop_app.views.folder_view import FolderView
-from desktop_app.views.model_info import ModelInfoDialog
-from runtime import ModelLoadError
 
 CAMERA_TAB, FOLDER_TAB = 0, 1
 MODEL_SUFFIXES = (".onnx", ".tflite")

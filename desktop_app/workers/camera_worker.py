@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from fashion_edge.desktop_app.camera import CameraError, CameraSource
+from fashion_edge.runtime.preprocess import camera_view
 from PySide6.QtCore import QObject, QThread, Signal, Slot
-
-from desktop_app.camera import CameraError, CameraSource
-from runtime.preprocess import camera_view
 
 
 @dataclass(frozen=True)

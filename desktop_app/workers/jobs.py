@@ -48,7 +48,7 @@ class LabelingJob(QRunnable):
         self.cancel_event.set()
 
     def run(self) -> None:
-        from runtime.labeling import run_labeling
+        from fashion_edge.runtime.labeling import run_labeling
 
         try:
             summary = run_labeling(
