@@ -26,10 +26,8 @@ from typing import Any
 
 import numpy as np
 from fashion_edge.benchmarks import floors as floor_checks
-from fashion_edge.benchmarks.accuracy import evaluate, top1
 from fashion_edge.benchmarks.labelbench import label_in_subprocess, write_images
 from fashion_edge.benchmarks.latency import WorkerError, measure_in_subprocess
-from fashion_edge.benchmarks.plots import plot
 from fashion_edge.benchmarks.sysinfo import environment
 from fashion_edge.benchmarks.table import main_table, report, speedup_table
 from fashion_edge.runtime.metadata import ModelMetadata
@@ -139,10 +137,28 @@ def guess_kind(path: Path) -> dict[str, str]:
 
 
 def load_test_set(a: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Test images of the model's split (evenly thinned to --limit)."""
-    from fashion_edge.training.data import load_split
+    """Test images of the model's split (evenly thinned to --limit). With --quick and no catalogue
+    found (and no --data given), the embedded sample's images of that split, saying so in one line."""
+    from fashion_edge.training.data import DataError, load_split
 
-    x, y, ids, classes = load_split(a.model_dir, "test", data=a.data)
+    a.data_source = str(a.data) if a.data else "catalogue"
+    try:
+        x, y, ids, classes = load_split(a.model_dir, "test", data=a.data)
+    except DataError as e:
+        if a.data is not None or not a.quick or "catalogue found" not in str(e):
+            raise
+        from fashion_edge.benchmarks.sample_set import SAMPLE_DIR, SampleError, load_sample
+
+        try:
+            x, y, ids, classes = load_sample(a.model_dir)
+        except SampleError as s:
+            raise BenchError(f"{e}; embedded sample unusable: {s}") from None
+        a.data, a.data_source = SAMPLE_DIR, "embedded sample"
+        print(
+            f"fashion-bench: no catalogue found ({e.args[0].split(':')[0]}); using the embedded sample: "
+            f"{len(ids)} test images in {SAMPLE_DIR} (full catalogue: see README, Set up)",
+            file=sys.stderr,
+        )
     if a.limit and len(x) > a.limit:
         keep = np.linspace(0, len(x) - 1, a.limit).round().astype(int)
         x, y, ids = x[keep], y[keep], [ids[i] for i in keep]
@@ -442,6 +458,7 @@ def run(a: argparse.Namespace, command: str) -> dict[str, Any]:
             "headline_threads": a.threads_list[0],
             "label_n": a.label_n,
             "n_webcam": None if wy is None else int(len(wy)),
+            "data": a.data_source,
         },  # fmt: skip
         "environment": environment(),
         "reference": ref["name"] if ref else None,
@@ -462,6 +479,8 @@ def finish_accuracy(
     ref: dict[str, Any] | None,
 ) -> None:
     """Accuracy of each row against the labels and the reference's predictions; drops raw logits."""
+    from fashion_edge.benchmarks.accuracy import evaluate, top1  # scikit-learn: imported after parsing
+
     n = len(y)
     ref_pred = ref["logits"][:n].argmax(axis=1) if ref else None
     for r in rows:
@@ -475,6 +494,8 @@ def finish_accuracy(
 
 def write_outputs(result: dict[str, Any], out: Path, results_md: Path | None) -> dict[str, Path]:
     """results.json, results.md, bench.png in ``out``; the report (+ PNG) at ``results_md`` too."""
+    from fashion_edge.benchmarks.plots import plot  # matplotlib: imported after parsing
+
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "md": out / "results.md", "png": out / "bench.png"}
     paths["json"].write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
