@@ -1,6 +1,7 @@
-"""Decode any image file and fit it to a model's input: the one preprocessing path.
+"""Fit a decoded image to a model's input, and the camera view: the one preprocessing path.
 
-Training builds its image cache with exactly these functions, so what the model saw in training
+Decoding (``read_image``, ``decode_image``, ``ImageError``) lives in ``runtime.decode`` and is
+re-exported here. Training builds its image cache with exactly these functions, so what the model saw in training
 is what it sees in the app, ``fashion-label`` and the benchmarks.
 """
 
@@ -10,65 +11,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from fashion_edge.runtime.decode import (  # noqa: F401  (public names, re-exported)
+    MARGIN,
+    MAX_PIXELS,
+    ImageError,
+    decode_image,
+    read_image,
+)
 from fashion_edge.runtime.metadata import ModelMetadata
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-MAX_PIXELS = 100_000_000  # refuse decompression bombs larger than this many pixels
-
-
-class ImageError(ValueError):
-    """An image that cannot be decoded; the message says why, without the path."""
-
-
-def decode_image(data: bytes) -> np.ndarray:
-    """Decode encoded image bytes into an HxWx3 uint8 RGB array.
-
-    JPEGs are decoded with EXIF orientation applied; PNG/WebP/TIFF keep alpha (composited on
-    white), 16-bit depth (scaled to 8-bit) and grayscale (expanded to 3 channels).
-    """
-    if not data:
-        raise ImageError("empty file (0 bytes)")
-    buf = np.frombuffer(data, dtype=np.uint8)
-    is_jpeg = data[:2] == b"\xff\xd8"
-    flags = cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED  # IMREAD_COLOR honours EXIF
-    try:
-        img = cv2.imdecode(buf, flags)
-    except cv2.error as e:
-        raise ImageError(f"cannot decode image ({str(e).strip().splitlines()[-1]})") from None
-    if img is None or img.size == 0:
-        raise ImageError("not a decodable image (corrupt, truncated or not an image)")
-    if img.shape[0] * img.shape[1] > MAX_PIXELS:
-        raise ImageError(f"image too large ({img.shape[1]}x{img.shape[0]} pixels)")
-    if img.dtype == np.uint16:
-        img = (img // 257).astype(np.uint8)
-    elif img.dtype in (np.float32, np.float64):
-        img = np.clip(img * 255.0, 0, 255).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        img = cv2.normalize(img, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    if img.shape[2] == 4:
-        rgb = img[:, :, :3].astype(np.float32)
-        alpha = img[:, :, 3:4].astype(np.float32) / 255.0
-        img = (rgb * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)  # onto white
-    elif img.shape[2] == 1:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-
-
-def read_image(path: str | Path) -> np.ndarray:
-    """Read an image file (any path, unicode included) as HxWx3 uint8 RGB; ImageError on failure."""
-    try:
-        data = Path(path).read_bytes()
-    except IsADirectoryError:
-        raise ImageError("is a folder, not an image") from None
-    except PermissionError:
-        raise ImageError("permission denied") from None
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except OSError as e:
-        raise ImageError(f"cannot read file ({e.strerror or e})") from None
-    return decode_image(data)
 
 
 def center_crop_aspect(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -169,8 +121,8 @@ def prepare(img: np.ndarray, meta: ModelMetadata) -> np.ndarray:
 
 
 def load_for_model(path: str | Path, meta: ModelMetadata) -> np.ndarray:
-    """Read a file and prepare it for the model: HxWxC uint8."""
-    return prepare(read_image(path), meta)
+    """Read a file (a JPEG at reduced size where that keeps enough pixels) and prepare it: HxWxC uint8."""
+    return prepare(read_image(path, min_size=(meta.height, meta.width)), meta)
 
 
 def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
