@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from fashion_edge.runtime.review import auto_accepted
 from fashion_edge.training.data import DataError, load_split
 
 TEMPERATURE_BOUNDS = (0.25, 10.0)  # beyond these the validation set is too small/too easy to say
@@ -90,17 +91,24 @@ def wilson_lower(correct: np.ndarray, n: np.ndarray, z: float = CONFIDENCE_Z) ->
     return (centre - margin) / (1 + z * z / n)
 
 
-def accuracy_above(probs: np.ndarray, y: np.ndarray, threshold: float) -> tuple[float, float]:
-    """(coverage, accuracy among covered) of predictions with confidence >= threshold."""
-    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
-    kept = conf >= threshold
+def accuracy_above(
+    probs: np.ndarray, y: np.ndarray, threshold: float, unknown_index: int | None = None
+) -> tuple[float, float]:
+    """(coverage, accuracy among covered) of the items the runtime's review rule auto-accepts
+    (confidence >= threshold, finite, not predicted as the unknown class)."""
+    pred = probs.argmax(axis=1)
+    kept = auto_accepted(probs, threshold, unknown_index)
     if not kept.any():
         return 0.0, float("nan")
     return float(kept.mean()), float((pred[kept] == y[kept]).mean())
 
 
-def choose_review_threshold(probs: np.ndarray, y: np.ndarray, precision: float = 0.98) -> ReviewThreshold:
+def choose_review_threshold(
+    probs: np.ndarray, y: np.ndarray, precision: float = 0.98, unknown_index: int | None = None
+) -> ReviewThreshold:
     """Lowest confidence t whose precision above it reaches ``precision`` with 90 % confidence.
+
+    Items the review rule never accepts (predicted ``unknown_index``, NaN) rank below every cut.
 
     Raises CalibrationError when no cut does (model too unreliable, or too few validation items
     to support the claim).
@@ -108,13 +116,14 @@ def choose_review_threshold(probs: np.ndarray, y: np.ndarray, precision: float =
     if len(y) == 0:
         raise CalibrationError("the validation split is empty: cannot choose a review threshold")
     conf, correct = probs.max(axis=1), probs.argmax(axis=1) == y
+    conf = np.where(auto_accepted(probs, -np.inf, unknown_index), conf, -np.inf)  # never above a cut
     order = np.argsort(-conf, kind="stable")
     conf_sorted, correct_sorted = conf[order], correct[order]
     hits, n = np.cumsum(correct_sorted), np.arange(1, len(y) + 1)
     running, lower = hits / n, wilson_lower(hits, n)
     # a cut is only valid after the last of a run of equal confidences
     last_of_tie = np.append(conf_sorted[1:] != conf_sorted[:-1], True)
-    ok = np.flatnonzero((lower >= precision) & last_of_tie)
+    ok = np.flatnonzero((lower >= precision) & last_of_tie & np.isfinite(conf_sorted))
     if len(ok) == 0:
         best = int(np.argmax(np.where(last_of_tie, lower, -1)))
         raise CalibrationError(

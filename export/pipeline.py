@@ -193,11 +193,12 @@ def export_run(opts: ExportOptions) -> dict[str, Any]:
     test_x, test_y, test_ids = _split(run, "test", data)
     val_logits, test_logits = _keras_logits(model, val_x), _keras_logits(model, test_x)
     temperature = fit_temperature(val_logits, val_y)
+    unknown = meta.classes.index(meta.unknown_class) if meta.unknown_class in meta.classes else None
     try:
-        thr = choose_review_threshold(softmax(val_logits, temperature), val_y, opts.review_precision)
+        thr = choose_review_threshold(softmax(val_logits, temperature), val_y, opts.review_precision, unknown)
     except ValueError as e:
         raise ExportError(f"{run}: {e}") from None
-    test_cov, test_acc = accuracy_above(softmax(test_logits, temperature), test_y, thr.threshold)
+    test_cov, test_acc = accuracy_above(softmax(test_logits, temperature), test_y, thr.threshold, unknown)
     ref_pred = test_logits.argmax(1)
     ref = Scores.of(ref_pred, test_y, meta.num_classes)
 

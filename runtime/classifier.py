@@ -21,6 +21,7 @@ from fashion_edge.runtime.metadata import (
     read_tflite_metadata,
 )
 from fashion_edge.runtime.preprocess import prepare, read_image
+from fashion_edge.runtime.review import needs_review
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO_ROOT / "models" / "articletype8" / "model_int8.onnx"
@@ -126,8 +127,7 @@ class Classifier:
         out = []
         for row, idx in zip(probs, order, strict=True):
             top = [(self.classes[i], float(row[i])) for i in idx]
-            unknown = top[0][0] == self.meta.unknown_class
-            out.append(Prediction(top[0][0], top[0][1], top, bool(top[0][1] < thr or unknown)))
+            out.append(Prediction(top[0][0], top[0][1], top, needs_review(top[0][0], top[0][1], self.meta, thr)))
         return out
 
 

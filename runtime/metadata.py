@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,9 +79,11 @@ class ModelMetadata:
         kwargs = {k: v for k, v in d.items() if k in known}
         if "input_range" in kwargs:
             kwargs["input_range"] = tuple(kwargs["input_range"])
-        meta = cls(**kwargs)
-        if not meta.classes or not all(isinstance(c, str) for c in meta.classes):
-            raise MetadataError("metadata 'classes' must be a non-empty list of names")
+        try:
+            meta = cls(**kwargs)
+        except TypeError as e:
+            raise MetadataError(f"metadata is malformed ({e})") from None
+        validate(meta)
         return meta
 
     @classmethod
@@ -94,6 +97,59 @@ class ModelMetadata:
         d = self.to_dict()
         d.update(changes)
         return ModelMetadata.from_dict(d)
+
+
+# --- validation on load -------------------------------------------------------------------
+
+FITS = ("pad", "crop", "stretch")
+RESERVED_CLASSES = ("needs_review",)  # the sorting folder of unsure items
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
+UNSAFE_IN_CLASS = ("|", "/", "\\")  # "|" separates top-k in journals; separators would nest folders
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    v = float(value)
+    return v if math.isfinite(v) else None
+
+
+def validate(meta: ModelMetadata) -> None:
+    """Refuse metadata that would mislabel or mis-sort: one MetadataError line naming the field.
+
+    Class names: non-empty, unique (also ignoring case: they become folder names), no ``|``,
+    ``/`` or ``\\``, no control characters, not ``.``/``..`` or the reserved ``needs_review``,
+    not starting like a spreadsheet formula. ``review_threshold`` a number in [0, 1],
+    ``temperature`` a positive number, ``fit`` one of FITS, ``unknown_class`` one of the classes.
+    """
+    classes = meta.classes
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise MetadataError("metadata 'classes' must be a non-empty list of names")
+    seen: dict[str, str] = {}
+    for c in classes:
+        bad = (
+            "is empty" if not c.strip()
+            else "has leading or trailing spaces" if c != c.strip()
+            else f"contains '{next(ch for ch in UNSAFE_IN_CLASS if ch in c)}'" if any(ch in c for ch in UNSAFE_IN_CLASS)
+            else "contains a control character" if any(ord(ch) < 32 or ord(ch) == 127 for ch in c)
+            else "is reserved" if c.casefold() in RESERVED_CLASSES or c in (".", "..")
+            else "starts like a spreadsheet formula" if c.startswith(FORMULA_START)
+            else "is listed twice" if c.casefold() in seen
+            else ""
+        )  # fmt: skip
+        if bad:
+            raise MetadataError(f"metadata class name {c!r} {bad}")
+        seen[c.casefold()] = c
+    thr = _number(meta.review_threshold)
+    if thr is None or not 0.0 <= thr <= 1.0:
+        raise MetadataError(f"metadata review_threshold {meta.review_threshold!r} is not a number in [0, 1]")
+    temp = _number(meta.temperature)
+    if temp is None or temp <= 0:
+        raise MetadataError(f"metadata temperature {meta.temperature!r} is not a positive number")
+    if meta.fit not in FITS:
+        raise MetadataError(f"metadata fit {meta.fit!r} is unknown (expected one of {', '.join(FITS)})")
+    if meta.unknown_class is not None and meta.unknown_class not in classes:
+        raise MetadataError(f"metadata unknown_class {meta.unknown_class!r} is not one of the classes")
 
 
 def save_json(meta: ModelMetadata, path: str | Path) -> None:
