@@ -89,8 +89,10 @@ class Classifier:
         return softmax(out, self.meta.temperature)
 
     def prepare(self, image: np.ndarray | str | Path) -> np.ndarray:
-        """An RGB uint8 image of any size (or a file path) -> the model's HxWxC uint8 input."""
-        img = read_image(image) if isinstance(image, (str, Path)) else image
+        """An RGB uint8 image of any size (or a file path, decoded reduced to what the input needs)
+        -> the model's HxWxC uint8 input."""
+        path = isinstance(image, (str, Path))
+        img = read_image(image, min_size=(self.meta.height, self.meta.width)) if path else image
         return prepare(img, self.meta)
 
     def predict(
