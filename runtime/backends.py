@@ -1,5 +1,8 @@
 """One small class per model format; each turns a prepared NHWC batch into float32 logits.
 
+A file may have more than one output (e.g. ``logits`` and ``embedding``, the pooled features):
+``run`` returns the logits output, ``run_outputs`` any named outputs from one inference.
+
 ``OnnxBackend`` runs ``.onnx`` files in ONNX Runtime, ``LiteRTBackend`` runs ``.tflite`` files in the
 LiteRT interpreter (``ai-edge-litert``, no TensorFlow). int8-I/O files are quantized on the way
 in and dequantized on the way out with the scales stored in the file's own tensors.
@@ -25,7 +28,13 @@ class Backend(Protocol):
     output_size: int
     input_dtype: np.dtype
 
+    output_names: list[str]
+
     def run(self, x: np.ndarray) -> np.ndarray: ...
+
+    def run_outputs(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]: ...
+
+    def use_logits(self, name: str) -> None: ...
 
 
 def _first_line(e: BaseException) -> str:
@@ -42,6 +51,11 @@ def quantize(x: np.ndarray, scale: float, zero_point: int, dtype: np.dtype) -> n
 
 def dequantize(q: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
     return (q.astype(np.float32) - np.float32(zero_point)) * np.float32(scale)
+
+
+def default_logits(names: list[str]) -> str:
+    """The logits output of a file: the one named ``logits`` when there are several, else the first."""
+    return "logits" if len(names) > 1 and "logits" in names else names[0]
 
 
 class OnnxBackend:
@@ -63,27 +77,42 @@ class OnnxBackend:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) < 1:
             raise BackendError(f"expected 1 input and 1 output, found {len(inputs)} and {len(outputs)}")
-        inp, out = inputs[0], outputs[0]
+        inp = inputs[0]
         if len(inp.shape) != 4:
             raise BackendError(f"expected a 4-D NHWC input, found shape {inp.shape}")
-        self.input_name, self.output_name = inp.name, out.name
+        self._outputs = {o.name: o for o in outputs}
+        self.output_names = [o.name for o in outputs]
+        self.input_name = inp.name
         self.input_shape = tuple(d if isinstance(d, int) else None for d in inp.shape)  # type: ignore[assignment]
-        size = out.shape[-1] if out.shape else None
-        self.output_size = int(size) if isinstance(size, int) else -1
+        self.use_logits(default_logits(self.output_names))
         types = {"tensor(float)": np.float32, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
         if inp.type not in types:
             raise BackendError(f"unsupported input type {inp.type}")
         self.input_dtype = np.dtype(types[inp.type])
 
+    def use_logits(self, name: str) -> None:
+        """Make output ``name`` the one ``run`` returns (BackendError if the file has none)."""
+        if name not in self._outputs:
+            raise BackendError(f"no output named '{name}' (outputs: {', '.join(self.output_names)})")
+        self.output_name = name
+        shape = self._outputs[name].shape
+        size = shape[-1] if shape else None
+        self.output_size = int(size) if isinstance(size, int) else -1
+
     def run(self, x: np.ndarray) -> np.ndarray:
+        return self.run_outputs(x, [self.output_name])[0]
+
+    def run_outputs(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """The named outputs (float32, N x -1) of one inference over batch ``x``."""
         if self.input_dtype != np.float32 and x.dtype != self.input_dtype:
             raise BackendError(f"model wants {self.input_dtype} input")  # no integer-I/O ONNX exported
         feed = np.ascontiguousarray(x, dtype=self.input_dtype)
         fixed = self.input_shape[0]
         if fixed is not None and len(feed) != fixed:  # fixed-batch file: run in pieces
-            return np.concatenate([self.run(feed[i : i + fixed]) for i in range(0, len(feed), fixed)])
-        (out,) = self.session.run([self.output_name], {self.input_name: feed})
-        return np.asarray(out, dtype=np.float32).reshape(len(feed), -1)
+            parts = [self.run_outputs(feed[i : i + fixed], names) for i in range(0, len(feed), fixed)]
+            return [np.concatenate([p[j] for p in parts]) for j in range(len(names))]
+        outs = self.session.run(list(names), {self.input_name: feed})
+        return [np.asarray(o, dtype=np.float32).reshape(len(feed), -1) for o in outs]
 
 
 class LiteRTBackend:
@@ -99,16 +128,39 @@ class LiteRTBackend:
         self._by_batch: dict[int, Any] = {}
         interp = self._new_interpreter()
         (inp,) = interp.get_input_details()
-        out = interp.get_output_details()[0]
         if len(inp["shape"]) != 4:
             raise BackendError(f"expected a 4-D NHWC input, found shape {list(inp['shape'])}")
         self.input_shape = (None, *(int(d) for d in inp["shape"][1:]))  # type: ignore[assignment]
-        self.output_size = int(out["shape"][-1])
         self.input_dtype = np.dtype(inp["dtype"])
-        self.output_dtype = np.dtype(out["dtype"])
         self.in_quant = inp["quantization"]  # (scale, zero_point); (0.0, 0) when float
-        self.out_quant = out["quantization"]
+        self._outputs = self._output_details(interp)
+        self.output_names = list(self._outputs)
+        self.use_logits(default_logits(self.output_names))
         self._by_batch[int(inp["shape"][0])] = interp
+
+    @staticmethod
+    def _output_details(interp: Any) -> dict[str, dict[str, Any]]:
+        """Output name -> tensor details; names from the signature when the file has one."""
+        details = {d["index"]: d for d in interp.get_output_details()}
+        named: dict[str, dict[str, Any]] = {}
+        try:
+            sig = interp.get_signature_runner().get_output_details()
+            named = {name: details[d["index"]] for name, d in sig.items() if d["index"] in details}
+        except (ValueError, KeyError, RuntimeError):  # no signature in the file
+            named = {}
+        if len(named) != len(details):
+            named = {d["name"]: d for d in details.values()}
+        return named
+
+    def use_logits(self, name: str) -> None:
+        """Make output ``name`` the one ``run`` returns (BackendError if the file has none)."""
+        if name not in self._outputs:
+            raise BackendError(f"no output named '{name}' (outputs: {', '.join(self.output_names)})")
+        out = self._outputs[name]
+        self.output_name = name
+        self.output_size = int(out["shape"][-1])
+        self.output_dtype = np.dtype(out["dtype"])
+        self.out_quant = out["quantization"]
 
     def _new_interpreter(self) -> Any:
         try:
@@ -131,6 +183,10 @@ class LiteRTBackend:
         return interp
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        return self.run_outputs(x, [self.output_name])[0]
+
+    def run_outputs(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]:
+        """The named outputs (float32, N x -1, dequantized) of one inference over batch ``x``."""
         if self.input_dtype == np.float32:
             feed = np.ascontiguousarray(x, dtype=np.float32)
         elif x.dtype == self.input_dtype:
@@ -138,14 +194,20 @@ class LiteRTBackend:
         else:
             scale, zero = self.in_quant
             feed = quantize(x, scale, zero, self.input_dtype)
+        missing = [n for n in names if n not in self._outputs]
+        if missing:
+            raise BackendError(f"no output named '{missing[0]}' (outputs: {', '.join(self.output_names)})")
         with self._lock:
             interp = self._interpreter(len(feed))
             interp.set_tensor(interp.get_input_details()[0]["index"], feed)
             interp.invoke()
-            out = interp.get_tensor(interp.get_output_details()[0]["index"])
-        if self.output_dtype != np.float32:
-            return dequantize(out, *self.out_quant).reshape(len(feed), -1)
-        return np.asarray(out, dtype=np.float32).reshape(len(feed), -1)
+            raw = [(interp.get_tensor(self._outputs[n]["index"]), self._outputs[n]) for n in names]
+        res = []
+        for out, d in raw:
+            if np.dtype(d["dtype"]) != np.float32:
+                out = dequantize(out, *d["quantization"])
+            res.append(np.asarray(out, dtype=np.float32).reshape(len(feed), -1))
+        return res
 
 
 BACKENDS: dict[str, type] = {".onnx": OnnxBackend, ".tflite": LiteRTBackend}

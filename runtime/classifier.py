@@ -32,6 +32,10 @@ class ModelLoadError(ValueError):
     """A model that cannot be used; the message is one line naming the file and the problem."""
 
 
+class NoEmbeddingError(ValueError):
+    """A model file exported before the embedding output existed."""
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One image's result: best label, calibrated confidence, top-k and the review flag."""
@@ -80,6 +84,32 @@ class Classifier:
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         return self.backend.run(x)
+
+    def _batch(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        x = x[None] if x.ndim == 3 else x
+        want = self.meta.input_shape
+        if x.ndim != 4 or tuple(x.shape[1:]) != want:
+            raise ValueError(f"expected a batch of shape (N, {', '.join(map(str, want))}), got {x.shape}")
+        return x
+
+    def logits_and_embedding(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Logits (N, K) and embedding (N, D) of a prepared batch, from one inference."""
+        name = self.meta.embedding_output
+        if not name:
+            raise NoEmbeddingError(
+                f"{self.path}: model has no embedding output; re-export it with fashion-export"
+            )
+        x = self._batch(x)
+        if len(x) == 0:
+            d = self.meta.embedding_size or 0
+            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, d), np.float32)
+        logits, emb = self.backend.run_outputs(x, [self.backend.output_name, name])
+        return logits, emb
+
+    def embed(self, x: np.ndarray) -> np.ndarray:
+        """Prepared batch -> pooled features (N, D), the input of the model's last layer (same file)."""
+        return self.logits_and_embedding(x)[1]
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Calibrated probabilities: softmax(logits / temperature)."""
@@ -156,6 +186,13 @@ def load(path: str | Path | None = None, threads: int | None = None) -> Classifi
         if "no fashion-edge metadata" in msg:
             msg = f"{p}: not a fashion-edge model (no metadata)"
         raise ModelLoadError(msg if msg.startswith(str(p)) else f"{p}: {msg}") from None
+    try:
+        if meta.logits_output:
+            backend.use_logits(meta.logits_output)
+    except BackendError as e:
+        raise ModelLoadError(f"{p}: {e}") from None
+    if meta.embedding_output and meta.embedding_output not in backend.output_names:
+        raise ModelLoadError(f"{p}: the model has no '{meta.embedding_output}' output named in its metadata")
     if backend.output_size not in (-1, meta.num_classes):
         raise ModelLoadError(
             f"{p}: metadata lists {meta.num_classes} classes but the model outputs {backend.output_size}"

@@ -52,6 +52,10 @@ class ModelMetadata:
     precision: str = "float32"  # float32 | float16 | int8
     outputs: str = "logits"  # logits | probabilities (what the model's output tensor holds)
     input_quant: dict[str, float] | None = None  # {"scale": s, "zero_point": z} for int8 I/O
+    # A second output: the pooled features fed to the final Dense layer (runtime.adapter learns on them).
+    logits_output: str | None = None  # name of the logits output when the file has several outputs
+    embedding_output: str | None = None  # name of the embedding output (None: old export, no embedding)
+    embedding_size: int | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
 

@@ -1,0 +1,120 @@
+"""Inputs and the safety gate of the adapter: corrections folders and the model's catalogue test ids.
+
+``examples_from_folder(DIR)`` reads ``DIR/<class>/`` image folders (the app's captures layout).
+``catalogue_for(clf)`` loads the catalogue test images named by ``splits.csv`` next to the model
+file (images under ``$FASHION_EDGE_DATA/fashion-product-images-small``, read with the same
+no-TensorFlow loader training uses), at most ``CATALOGUE_CAP`` of them, and caches their logits
+and embeddings per model file for the process.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fashion_edge.runtime.classifier import Classifier
+from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, read_image
+
+CATALOGUE_CAP = 1000  # test images scored by the gate (a seeded sample; the full split is ~2,000)
+
+_CACHE: dict[tuple[str, int], CatalogueSet | None] = {}
+
+
+@dataclass
+class CatalogueSet:
+    """The model's catalogue test images: labels, the model's logits and embeddings."""
+
+    y: np.ndarray
+    logits: np.ndarray
+    emb: np.ndarray
+    ids: list[str]
+
+    @property
+    def base_pred(self) -> np.ndarray:
+        return self.logits.argmax(1)
+
+    def accuracy(self, pred: np.ndarray) -> float:
+        return float((np.asarray(pred) == self.y).mean()) if len(self.y) else float("nan")
+
+
+def examples_from_folder(folder: str | Path) -> list[tuple[Path, str]]:
+    """(path, class) for every image in ``folder/<class>/``; AdapterError for unusable folders.
+
+    An empty class folder, or one with no decodable image, is an error naming that folder.
+    """
+    from fashion_edge.runtime.adapter import AdapterError
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise AdapterError(f"{root}: corrections folder not found")
+    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise AdapterError(f"{root}: no <class>/ folders of corrected photos")
+    out: list[tuple[Path, str]] = []
+    for d in classes:
+        files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
+        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        if not images:
+            raise AdapterError(f"{d}: empty class folder (no image files)")
+        readable = [p for p in images if _readable(p)]
+        if not readable:
+            raise AdapterError(f"{d}: none of its {len(images)} image files can be read")
+        out += [(p, d.name) for p in readable]
+    return out
+
+
+def _readable(p: Path) -> bool:
+    try:
+        read_image(p)
+        return True
+    except (ImageError, OSError):
+        return False
+
+
+def catalogue_for(
+    clf: Classifier, cap: int = CATALOGUE_CAP, data: str | Path | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> CatalogueSet | None:  # fmt: skip
+    """The gate's catalogue set for ``clf`` (None when splits.csv or the images are absent)."""
+    from fashion_edge.runtime.adapter import model_fingerprint
+
+    key = (model_fingerprint(clf.path), cap)
+    if key not in _CACHE:
+        _CACHE[key] = _load(clf, cap, data, progress)
+    return _CACHE[key]
+
+
+def _load(clf: Classifier, cap: int, data: str | Path | None, progress) -> CatalogueSet | None:
+    splits = clf.path.parent / "splits.csv"
+    if not splits.is_file() or clf.meta.recipe == "fmnist":
+        return None
+    from fashion_edge.training.data import CATALOGUE_DIR, DataError, load_catalogue_images, resolve_catalogue
+
+    with open(splits, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("split") == "test" and r.get("label") in clf.classes]
+    if not rows:
+        return None
+    if len(rows) > cap:
+        pick = np.sort(np.random.default_rng(0).choice(len(rows), cap, replace=False))
+        rows = [rows[i] for i in pick]
+    try:
+        root = resolve_catalogue(data or CATALOGUE_DIR)
+        ids = [r["id"] for r in rows]
+        if not all((root / "images" / f"{i}.jpg").is_file() for i in ids):
+            return None
+        x = load_catalogue_images(root, ids, clf.meta.height, clf.meta.width, clf.meta.fit)
+    except (DataError, OSError, ValueError):
+        return None
+    y = np.array([clf.classes.index(r["label"]) for r in rows])
+    logits, embs = [], []
+    for i in range(0, len(x), 128):
+        z, e = clf.logits_and_embedding(x[i : i + 128])
+        logits.append(z)
+        embs.append(e)
+        if progress:
+            progress("catalogue check", min(i + 128, len(x)), len(x))
+    return CatalogueSet(y, np.concatenate(logits), np.concatenate(embs), ids)

@@ -1,0 +1,155 @@
+"""The adapter's maths (numpy + SciPy): a softmax head on the model's embedding and its own logits.
+
+    adapted logits = alpha * base + feats @ W + b
+
+``base`` is the model's log-probability per known class (row-centred, so a new class column,
+whose base is 0, starts at the mean level); ``feats`` the L2-normalised embedding. W, b and alpha
+are fitted by L-BFGS on class-balanced cross-entropy with an L2 penalty on W: with few corrections
+W stays small and the model's own decision dominates; where the model is confidently wrong on a
+site's photos alpha shrinks and the embedding term takes over. New classes are extra columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_L2 = 1e-3  # chosen by cross-validation on real-dev learn/ only (benchmarks/ADAPTER.md)
+
+
+@dataclass
+class Head:
+    """Fitted parameters: W (D, C), b (C,), alpha; the first K columns are the model's classes."""
+
+    W: np.ndarray
+    b: np.ndarray
+    alpha: float
+    n_known: int
+
+
+def features(emb: np.ndarray) -> np.ndarray:
+    """Row-wise L2-normalised embeddings (float64; zero rows stay zero)."""
+    e = np.asarray(emb, np.float64)
+    n = np.linalg.norm(e, axis=1, keepdims=True)
+    return e / np.where(n > 0, n, 1.0)
+
+
+def base_term(logits: np.ndarray, temperature: float = 1.0, outputs: str = "logits") -> np.ndarray:
+    """The model's calibrated log-probabilities, centred per row (float64, N x K)."""
+    z = np.asarray(logits, np.float64)
+    if outputs == "probabilities":
+        z = np.log(np.clip(z, 1e-12, 1.0))
+    z = z / (temperature if temperature > 0 else 1.0)
+    z = z - z.max(axis=1, keepdims=True)
+    z = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return z - z.mean(axis=1, keepdims=True)
+
+
+def head_logits(head: Head, base: np.ndarray, feats: np.ndarray) -> np.ndarray:
+    z = feats @ head.W + head.b
+    z[:, : head.n_known] += head.alpha * base
+    return z
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def fit_head(
+    base: np.ndarray, feats: np.ndarray, y: np.ndarray, n_classes: int, l2: float = DEFAULT_L2
+) -> Head:
+    """Fit W, b, alpha (alpha >= 0, starting from the model: W = 0, alpha = 1) on labels ``y``."""
+    from scipy.optimize import minimize
+
+    n, d = feats.shape
+    k = base.shape[1]
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    w = 1.0 / counts[y]
+    w /= w.sum()  # class-balanced, sums to 1
+    onehot = np.zeros((n, n_classes))
+    onehot[np.arange(n), y] = 1.0
+
+    def unpack(p: np.ndarray) -> Head:
+        return Head(p[: d * n_classes].reshape(d, n_classes), p[d * n_classes : -1], float(p[-1]), k)
+
+    def loss(p: np.ndarray) -> tuple[float, np.ndarray]:
+        h = unpack(p)
+        z = head_logits(h, base, feats)
+        z -= z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        ce = -float((w * (onehot * logp).sum(1)).sum())
+        g = (np.exp(logp) - onehot) * w[:, None]
+        gw = feats.T @ g + 2 * l2 * h.W
+        ga = float((g[:, :k] * base).sum())
+        return ce + l2 * float((h.W**2).sum()), np.concatenate([gw.ravel(), g.sum(0), [ga]])
+
+    p0 = np.zeros(d * n_classes + n_classes + 1)
+    p0[-1] = 1.0
+    bounds = [(None, None)] * (len(p0) - 1) + [(0.0, None)]
+    res = minimize(loss, p0, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 500})
+    return unpack(res.x)
+
+
+def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray | None:
+    """Fold index per example (each class spread over folds), or None if no class has 2 examples."""
+    counts = np.bincount(y)
+    if n_folds < 2 or counts.max(initial=0) < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    fold = np.full(len(y), -1)
+    start = 0
+    for c in np.flatnonzero(counts):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        if len(idx) < 2:
+            continue  # a class with one example is only ever trained on
+        fold[idx] = (start + np.arange(len(idx))) % n_folds
+        start += len(idx)
+    return fold
+
+
+def out_of_fold(
+    base: np.ndarray, feats: np.ndarray, y: np.ndarray, n_classes: int, fold: np.ndarray, l2: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out probabilities (M, C) and the indices they belong to, one fit per fold."""
+    probs, idx = [], []
+    for f in range(int(fold.max()) + 1):
+        test = np.flatnonzero(fold == f)
+        train = np.flatnonzero(fold != f)
+        if len(test) == 0 or len(np.unique(y[train])) < 1:
+            continue
+        h = fit_head(base[train], feats[train], y[train], n_classes, l2)
+        probs.append(softmax(head_logits(h, base[test], feats[test])))
+        idx.append(test)
+    if not probs:
+        return np.zeros((0, n_classes)), np.zeros(0, int)
+    return np.concatenate(probs), np.concatenate(idx)
+
+
+def calibrate_threshold(
+    conf: np.ndarray, right: np.ndarray, reviewable: np.ndarray, target: float, min_n: int, fallback: float
+) -> tuple[float, str]:
+    """Lowest confidence whose held-out items at/above it are >= ``target`` right.
+
+    ``reviewable`` marks items the review rule sends to review whatever their confidence (e.g. the
+    unknown class); they are left out. With fewer than ``min_n`` held-out items the fallback is kept.
+    """
+    keep = ~reviewable
+    c, r = conf[keep], right[keep]
+    if len(c) < min_n:
+        return (
+            fallback,
+            f"{len(c)} held-out items (< {min_n}): kept the conservative threshold {fallback:.3g}",
+        )
+    order = np.argsort(-c, kind="stable")
+    c, r = c[order], r[order].astype(np.float64)
+    prec = np.cumsum(r) / np.arange(1, len(r) + 1)
+    ok = np.flatnonzero(prec >= target)
+    if len(ok) == 0:
+        return 1.0, f"no confidence level reached {target:.0%} right on held-out items: all go to review"
+    # the lowest threshold whose items above it (all at that confidence or more) meet the target
+    last = ok[-1]
+    thr = float(c[last])
+    return thr, f"{prec[last]:.1%} of {last + 1} held-out items at/above {thr:.3g} were right"

@@ -1,0 +1,223 @@
+"""runtime.adapter: learn from corrections on the embedding output, new classes, gate, safe files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from fashion_edge.runtime import load
+from fashion_edge.runtime.adapter import (
+    AdapterError,
+    adapted,
+    fit_adapter,
+    load_adapter,
+    save_adapter,
+)
+from fashion_edge.runtime.adapter_gate import CatalogueSet, examples_from_folder
+from tests.adapter_tiny import COLOURS, coloured, make_embedding_model
+
+REPO = Path(__file__).resolve().parent.parent
+NAMES = {"red": "Tshirts", "green": "Watches", "blue": "Casual Shoes", "yellow": "Jeans"}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return make_embedding_model(tmp_path_factory.mktemp("adapter") / "model.onnx")
+
+
+@pytest.fixture(scope="module")
+def clf(model):
+    return load(model)
+
+
+def examples(n: int = 8, colours=tuple(COLOURS), seed: int = 0) -> list[tuple[np.ndarray, str]]:
+    return [
+        (coloured(COLOURS[c], seed + 100 * j + i), NAMES[c]) for j, c in enumerate(colours) for i in range(n)
+    ]
+
+
+def test_embedding_is_a_second_output_of_the_same_file(clf):
+    x = np.stack([clf.prepare(coloured(COLOURS[c], 1)) for c in ("red", "green", "blue")])
+    logits, emb = clf.logits_and_embedding(x)
+    assert emb.shape == (3, 6) and clf.embed(x).shape == (3, 6)
+    np.testing.assert_allclose(logits, clf.logits(x), rtol=1e-6)
+    assert [clf.classes[i] for i in logits.argmax(1)] == ["Tshirts", "Watches", "Casual Shoes"]
+
+
+def test_old_export_without_embedding_gets_one_clear_line(tmp_path):
+    old = load(make_embedding_model(tmp_path / "old.onnx", embedding=False))
+    with pytest.raises(AdapterError, match=r"old\.onnx: model has no embedding output; re-export it"):
+        fit_adapter(old, examples(3), catalogue=None)
+
+
+def test_new_class_from_examples_and_heldout_accuracy(clf):
+    ad = fit_adapter(clf, examples(10), catalogue=None)
+    assert ad.classes == ["Tshirts", "Watches", "Casual Shoes", "Jeans"] and ad.new_classes == ["Jeans"]
+    assert ad.n_examples == 40 and ad.counts["Jeans"] == 10 and ad.heldout_n == 40
+    # yellow is between red and green for the model: it cannot be right before, the adapter is
+    assert ad.heldout_acc_before <= 0.75 and ad.heldout_acc == 1.0
+    a = adapted(clf, ad)
+    test = [coloured(COLOURS[c], 5000 + i) for c in COLOURS for i in range(5)]
+    labels = [p.label for p in a.predict(test)]
+    assert labels == [NAMES[c] for c in COLOURS for _ in range(5)]
+    assert a.classes[-1] == "Jeans" and a.probabilities(np.stack([a.prepare(t) for t in test])).shape == (
+        20,
+        4,
+    )
+    assert "learned from 40 items" in ad.summary() and "(was " in ad.summary()
+
+
+def test_conflicting_corrections_last_label_wins(clf):
+    ex = examples(6, ("red", "green", "blue"))
+    img = coloured(COLOURS["red"], 777)
+    ex = [(img, "Watches"), *ex, (img.copy(), "Tshirts")]
+    ad = fit_adapter(clf, ex, catalogue=None)
+    assert ad.conflicts == 1 and ad.n_examples == 19 and ad.counts["Tshirts"] == 7
+
+
+def test_too_few_examples(clf):
+    with pytest.raises(AdapterError, match="only 1 example"):
+        fit_adapter(clf, [(coloured(COLOURS["red"], 1), "Tshirts")], catalogue=None)
+    ad = fit_adapter(clf, [(coloured(COLOURS["red"], 1), "Tshirts"), (coloured(COLOURS["blue"], 2), "Casual Shoes")],
+                     catalogue=None)  # fmt: skip
+    assert ad.heldout_acc is None and "too few examples" in ad.summary()
+
+
+def test_cached_embeddings_give_the_same_fit(clf):
+    ex = examples(5)
+    x = np.stack([clf.prepare(im) for im, _ in ex])
+    z, e = clf.logits_and_embedding(x)
+    a1 = fit_adapter(clf, ex, catalogue=None)
+    a2 = fit_adapter(clf, ex, embeddings=e, logits=z, catalogue=None)
+    np.testing.assert_allclose(a1.W, a2.W, atol=1e-6)
+
+
+def test_safety_gate_refuses_a_catalogue_drop_unless_forced(clf):
+    # teach the model that red items are Watches; the catalogue says red items are T-shirts
+    ex = [(coloured(COLOURS["red"], i), "Watches") for i in range(10)]
+    ex += [(coloured(COLOURS["green"], 50 + i), "Watches") for i in range(5)]
+    ex += [(coloured(COLOURS["blue"], 90 + i), "Casual Shoes") for i in range(5)]
+    cat_imgs = [coloured(COLOURS[c], 3000 + i) for c in ("red", "green", "blue") for i in range(20)]
+    z, e = clf.logits_and_embedding(np.stack([clf.prepare(im) for im in cat_imgs]))
+    cat = CatalogueSet(np.repeat([0, 1, 2], 20), z, e, [str(i) for i in range(60)])
+    ad = fit_adapter(clf, ex, catalogue=cat)
+    assert ad.catalogue_acc_before == 1.0 and ad.catalogue_acc < 0.98
+    assert not ad.accepted and "catalogue accuracy drops" in ad.refusal
+    forced = fit_adapter(clf, ex, catalogue=cat, force=True)
+    assert forced.accepted and forced.refusal and forced.forced
+    ok = fit_adapter(clf, examples(5, ("red", "green", "blue")), catalogue=cat)
+    assert ok.accepted and ok.refusal is None and ok.catalogue_acc >= 0.98
+
+
+def test_save_load_round_trip_and_refusals(clf, model, tmp_path):
+    ad = fit_adapter(clf, examples(5), catalogue=None)
+    path = tmp_path / "data" / "adapter.npz"
+    save_adapter(ad, path)
+    back = load_adapter(path, clf)
+    assert back.classes == ad.classes and back.heldout_acc == ad.heldout_acc and back.alpha == ad.alpha
+    np.testing.assert_array_equal(back.W, ad.W)
+    assert [p.label for p in adapted(clf, back).predict([coloured(COLOURS["yellow"], 9)])] == ["Jeans"]
+
+    other = load(make_embedding_model(tmp_path / "other.onnx", classes=("A", "B", "C", "D")))
+    with pytest.raises(AdapterError, match="adapter.npz: adapter was fitted on another model"):
+        load_adapter(path, other)
+    bad = tmp_path / "corrupt.npz"
+    bad.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    with pytest.raises(AdapterError, match="corrupt.npz: "):
+        load_adapter(bad, clf)
+    bad.write_bytes(b"not an adapter at all")
+    with pytest.raises(AdapterError, match="corrupt.npz: "):
+        load_adapter(bad, clf)
+    with pytest.raises(AdapterError, match="missing.npz: adapter file not found"):
+        load_adapter(tmp_path / "missing.npz", clf)
+
+
+def test_crash_between_temp_write_and_replace_keeps_the_old_adapter(clf, tmp_path, monkeypatch):
+    path = tmp_path / "adapter.npz"
+    old = fit_adapter(clf, examples(4, ("red", "green", "blue")), catalogue=None)
+    save_adapter(old, path)
+    new = fit_adapter(clf, examples(4), catalogue=None)
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("fashion_edge.runtime.adapter.os.replace", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_adapter(new, path)
+    monkeypatch.undo()
+    assert load_adapter(path, clf).classes == old.classes
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter.npz"]
+
+
+def test_kill_9_during_the_write_leaves_the_old_adapter(clf, model, tmp_path):
+    path = tmp_path / "adapter.npz"
+    save_adapter(fit_adapter(clf, examples(4, ("red", "green", "blue")), catalogue=None), path)
+    code = textwrap.dedent(f"""
+        import os, sys, time
+        from pathlib import Path
+        from fashion_edge.runtime import load
+        from fashion_edge.runtime import adapter as A
+        from tests.test_adapter import examples
+        clf = load({str(model)!r})
+        ad = A.fit_adapter(clf, examples(4), catalogue=None)
+        def hang(fd):
+            print("writing", flush=True)
+            time.sleep(60)
+        A.os.fsync = hang
+        A.save_adapter(ad, Path({str(path)!r}))
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        proc.kill()  # SIGKILL, mid-write
+    finally:
+        proc.wait(30)
+    assert load_adapter(path, clf).classes == ["Tshirts", "Watches", "Casual Shoes"]
+
+
+def _write(folder: Path, colour: str, n: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(coloured(COLOURS[colour], i), cv2.COLOR_RGB2BGR))
+
+
+def test_corrections_folder_and_its_bad_inputs(clf, tmp_path):
+    root = tmp_path / "captures"
+    _write(root / "Tshirts", "red", 3)
+    _write(root / "Jeans", "yellow", 3)
+    ex = examples_from_folder(root)
+    assert sorted({lab for _, lab in ex}) == ["Jeans", "Tshirts"] and len(ex) == 6
+    ad = fit_adapter(clf, ex, catalogue=None)
+    assert ad.new_classes == ["Jeans"]
+
+    (root / "Watches").mkdir()
+    with pytest.raises(AdapterError, match=r"Watches: empty class folder"):
+        examples_from_folder(root)
+    (root / "Watches" / "a.jpg").write_bytes(b"garbage")
+    (root / "Watches" / "b.png").write_bytes(b"")
+    with pytest.raises(AdapterError, match=r"Watches: none of its 2 image files can be read"):
+        examples_from_folder(root)
+    with pytest.raises(AdapterError, match="nowhere: corrections folder not found"):
+        examples_from_folder(tmp_path / "nowhere")
+
+
+def test_fitting_never_imports_tensorflow(model):
+    code = textwrap.dedent(f"""
+        import sys
+        from fashion_edge.runtime import load
+        from fashion_edge.runtime.adapter import fit_adapter, adapted
+        from tests.test_adapter import examples
+        clf = load({str(model)!r})
+        adapted(clf, fit_adapter(clf, examples(3))).predict([examples(1)[0][0]])
+        bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras'))
+        assert not bad, bad
+        print('ok')
+    """)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
