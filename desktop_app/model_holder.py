@@ -12,6 +12,8 @@ from PySide6.QtCore import QObject, Signal
 class ModelHolder(QObject):
     """Holds the current classifier; a failed load keeps the previous one.
 
+    ``classifier`` is what everything predicts with: the plain model (``base``) or, once staff
+    corrections were learned, ``runtime.adapter.adapted(base, adapter)``.
     ``changed`` fires with the new classifier; ``threshold_changed`` with the effective threshold.
     """
 
@@ -21,6 +23,8 @@ class ModelHolder(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.classifier: Any | None = None
+        self.base: Any | None = None  # the model file as loaded, without the adapter
+        self.adapter: Any | None = None
         self._threshold: float | None = None  # None: the model's own review_threshold
 
     def load(self, path: str | Path) -> Any:
@@ -31,6 +35,22 @@ class ModelHolder(QObject):
 
     def set_classifier(self, clf: Any) -> None:
         """Use an already loaded classifier (or any object honouring the Classifier contract)."""
+        self.base, self.adapter = clf, None
+        self.classifier = clf
+        self.changed.emit(clf)
+        self.threshold_changed.emit(self.threshold)
+
+    def set_adapter(self, adapter: Any | None) -> None:
+        """Predict through a learned adapter on the plain model (None: the plain model again)."""
+        if self.base is None:
+            raise RuntimeError("no model loaded")
+        if adapter is None:
+            clf = self.base
+        else:
+            from fashion_edge.runtime.adapter import adapted
+
+            clf = adapted(self.base, adapter)
+        self.adapter = adapter
         self.classifier = clf
         self.changed.emit(clf)
         self.threshold_changed.emit(self.threshold)

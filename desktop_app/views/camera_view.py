@@ -269,6 +269,12 @@ class CameraView(QWidget):
             if self.controller.running:
                 self.start()
 
+    def add_classes(self, classes: list[str]) -> None:
+        """Offer these labels too when saving (classes taught from corrections, not learned yet)."""
+        for name in classes:
+            if self.capture_label.findText(name) < 0:
+                self.capture_label.addItem(name)
+
     def _update_buttons(self) -> None:
         running = self.controller.running
         self.start_button.setText("Restart camera" if running else "Start camera")

@@ -36,6 +36,13 @@ class Dialogs:
         path, _ = QFileDialog.getSaveFileName(parent, "Export CSV", str(start or Path.home()), "CSV (*.csv)")
         return Path(path) if path else None
 
+    def teach_class(self, parent: QWidget | None, classes: list[str]) -> tuple[str, list[Path]] | None:
+        """A new class name and its photos, or None (cancelled)."""
+        from fashion_edge.desktop_app.views.learning_panel import TeachClassDialog
+
+        dialog = TeachClassDialog(classes, parent)
+        return dialog.answer() if dialog.exec() == TeachClassDialog.DialogCode.Accepted else None
+
     def sort_mode(self, parent: QWidget | None, count: int, dest: Path) -> str | None:
         """'copy', 'move' or None (cancelled); moving asks a second time."""
         box = QMessageBox(parent)

@@ -61,11 +61,13 @@ class FolderView(QWidget):
     """Table of the folder's items + the selected item's preview, classes and actions.
 
     Emits ``open_requested``, ``sort_requested`` and ``export_requested``; the window owns the dialogs.
+    ``new_label_typed(name)``: Enter in the class search with a name no class has (a new class).
     """
 
     open_requested = Signal()
     sort_requested = Signal()
     export_requested = Signal()
+    new_label_typed = Signal(str)
 
     def __init__(self, session: FolderSession, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -227,6 +229,8 @@ class FolderView(QWidget):
         item = self.class_list.currentItem()
         if item is not None and not item.isHidden():
             self._apply_item(item)
+        elif self.search.text().strip() and self.current_source_row() is not None:
+            self.new_label_typed.emit(self.search.text().strip())
 
     def _apply_item(self, item: QListWidgetItem) -> None:
         self.set_current_label(item.data(Qt.ItemDataRole.UserRole))

@@ -14,11 +14,13 @@ from fashion_edge.desktop_app.settings import AppSettings
 from fashion_edge.desktop_app.views.camera_view import CameraView, default_capture_folder
 from fashion_edge.desktop_app.views.dialogs import Dialogs
 from fashion_edge.desktop_app.views.folder_view import FolderView
+from fashion_edge.desktop_app.views.learning_controller import LearningController
+from fashion_edge.desktop_app.views.learning_panel import LearningPanel
 from fashion_edge.desktop_app.views.model_info import ModelInfoDialog
 from fashion_edge.runtime import ModelLoadError
 from PySide6.QtCore import QThreadPool
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMainWindow, QTabWidget, QWidget
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 CAMERA_TAB, FOLDER_TAB = 0, 1
 MODEL_SUFFIXES = (".onnx", ".tflite")
@@ -52,7 +54,16 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.addTab(self.camera, "Camera")
         self.tabs.addTab(self.folder, "Folder")
-        self.setCentralWidget(self.tabs)
+        self.learning_panel = LearningPanel()
+        central = QWidget()
+        central_layout = QVBoxLayout(central)
+        central_layout.setContentsMargins(0, 0, 0, 0)
+        central_layout.addWidget(self.tabs, 1)
+        central_layout.addWidget(self.learning_panel)
+        self.setCentralWidget(central)
+        self.learning = LearningController(
+            settings, holder, self.learning_panel, self.dialogs, self.session.pool, self
+        )
 
         self.model_status = QLabel("")
         self.threshold = QDoubleSpinBox()
@@ -74,10 +85,15 @@ class MainWindow(QMainWindow):
         self.session.failed.connect(lambda m: self.dialogs.error(self, "Folder", m))
         self.session.finished.connect(self._on_labelled)
         self.session.sorted.connect(self._on_sorted)
+        self.session.saved.connect(self._on_corrected)
+        self.folder.new_label_typed.connect(self._on_new_label_typed)
+        self.learning.classes_changed.connect(self._on_classes_changed)
+        self.learning.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
         holder.changed.connect(self._on_model_changed)
         holder.threshold_changed.connect(self._on_threshold_changed)
         self.threshold.valueChanged.connect(self._on_threshold_edited)
         self._on_model_changed(holder.classifier)
+        self.learning.attach()  # the adapter learned on this model, if any
 
     def _build_menus(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
@@ -91,6 +107,13 @@ class MainWindow(QMainWindow):
         view_menu = self.menuBar().addMenu("&View")
         self._action(view_menu, "&Camera", "Ctrl+1", lambda: self.tabs.setCurrentIndex(CAMERA_TAB))
         self._action(view_menu, "&Folder", "Ctrl+2", lambda: self.tabs.setCurrentIndex(FOLDER_TAB))
+        learn_menu = self.menuBar().addMenu("&Learn")
+        self.learn_action = self._action(
+            learn_menu, "&Learn from my corrections", "Ctrl+L", lambda: self.learning.learn()
+        )
+        self._action(learn_menu, "&Teach a new class…", "Ctrl+Shift+N", self.learning.teach)
+        self._action(learn_menu, "&Undo learning", "Ctrl+Shift+Z", self.learning.undo)
+        self._action(learn_menu, "&Reset to factory model…", "", self.learning.reset)
         help_menu = self.menuBar().addMenu("&Help")
         self._action(help_menu, "&About the model…", "F1", self.show_model_info)
 
@@ -117,6 +140,7 @@ class MainWindow(QMainWindow):
             self.dialogs.error(self, "Cannot open model", f"{e}{keep}")
             return False
         self.settings.model_path = Path(path).resolve()
+        self.learning.attach()
         self.holder.set_threshold(None)  # a threshold tuned for another model means nothing here
         self.settings.threshold = None
         return True
@@ -128,10 +152,12 @@ class MainWindow(QMainWindow):
             return
         acc = (clf.meta.metrics or {}).get("test_top1")
         acc_text = f" · test accuracy {acc:.1%}" if isinstance(acc, (int, float)) else ""
+        learned = " + learned from your corrections" if self.holder.adapter is not None else ""
         self.model_status.setText(
-            f"Model: {clf.path.name} ({clf.format.upper()} {clf.precision}, {len(clf.classes)} classes){acc_text}"
+            f"Model: {clf.path.name} ({clf.format.upper()} {clf.precision}, "
+            f"{len(clf.classes)} classes){acc_text}{learned}"
         )
-        self.folder.set_classes(list(clf.classes))
+        self._on_classes_changed(self.learning.classes())
         self.threshold.blockSignals(True)
         self.threshold.setValue(self.holder.threshold)
         self.threshold.blockSignals(False)
@@ -151,7 +177,31 @@ class MainWindow(QMainWindow):
         if self.holder.classifier is None:
             self.dialogs.info(self, "About the model", "No model is loaded.")
             return
-        ModelInfoDialog(self.holder.classifier, self.holder.threshold, self).exec()
+        ModelInfoDialog(self.holder.classifier, self.holder.threshold, self, self.holder.adapter).exec()
+
+    # --- learning -------------------------------------------------------------------------
+    def _on_classes_changed(self, classes: list[str]) -> None:
+        if classes != self.folder.classes:
+            self.folder.set_classes(classes)
+        self.camera.add_classes(classes)
+
+    def _on_corrected(self, rel: str) -> None:
+        """A person set or confirmed a folder item's label: keep it for learning."""
+        i = self.session.model.row_of(rel)
+        if self.session.folder is not None and i is not None:
+            self.learning.record(self.session.folder / rel, self.session.model.rows[i].label, "folder")
+
+    def _on_new_label_typed(self, name: str) -> None:
+        """A label typed in the class search that no class has: a new class, after a question."""
+        if self.dialogs.confirm(
+            self,
+            "New class",
+            f"Label this item '{name}', a class the model does not know yet?\n"
+            "It is learned once it has a few examples (Learn ▸ Learn from my corrections).",
+        ):
+            self.folder.search.clear()
+            self.folder.set_current_label(name)
+            self.folder.table.setFocus()
 
     # --- folder ---------------------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -225,6 +275,7 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Saved {path}", 8000)
         self.camera.add_saved(path, label)
+        self.learning.record(path, label, "capture")
         self.camera.set_frozen(False)
 
     def _remember_camera(self, _i: int) -> None:
@@ -268,4 +319,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt API)
         self.camera.shutdown()
         self.session.cancel(wait=True)
+        self.learning.cancel(wait=True)
         super().closeEvent(event)

@@ -7,8 +7,8 @@ from typing import Any
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 
-def model_facts(clf: Any, threshold: float | None = None) -> list[tuple[str, str]]:
-    """(name, value) rows for the panel, all read from the metadata inside the file."""
+def model_facts(clf: Any, threshold: float | None = None, adapter: Any | None = None) -> list[tuple[str, str]]:
+    """(name, value) rows for the panel, read from the metadata inside the file (and the adapter)."""
     meta = clf.meta
     metrics = meta.metrics or {}
     acc = metrics.get("test_top1")
@@ -29,15 +29,22 @@ def model_facts(clf: Any, threshold: float | None = None) -> list[tuple[str, str
     ]
     if meta.source_run:
         rows.append(("Trained in", meta.source_run))
+    if adapter is not None:
+        from fashion_edge.desktop_app.views.learning_panel import adapter_details, summary_text
+
+        rows.append(("Learned on site", summary_text(adapter)))
+        rows.append(("Learning check", adapter_details(adapter)))
     return rows
 
 
 class ModelInfoDialog(QDialog):
-    def __init__(self, clf: Any, threshold: float | None = None, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, clf: Any, threshold: float | None = None, parent: QWidget | None = None, adapter: Any | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("About the model")
         form = QFormLayout()
-        for name, value in model_facts(clf, threshold):
+        for name, value in model_facts(clf, threshold, adapter):
             label = QLabel(value)
             label.setWordWrap(True)
             label.setMinimumWidth(360)

@@ -1,0 +1,65 @@
+"""Refitting the adapter off the UI thread: a QThreadPool job like the labelling job."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, Signal
+
+from fashion_edge.desktop_app.models.learning import Cancelled, LearningStore
+
+
+class LearnSignals(QObject):
+    """``progress(done, total)`` images embedded, ``finished(FitResult)``, ``failed(message)``,
+    ``cancelled()``; delivered on the UI thread.
+    """
+
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(str)
+    cancelled = Signal()
+
+
+class LearnJob(QRunnable):
+    """Embeds new example images (cached) and fits an adapter on the plain model; saves nothing.
+
+    The UI decides what to do with the result (install it, or show the safety gate's refusal).
+    """
+
+    def __init__(self, store: LearningStore, classifier: Any, force: bool = False) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.signals = LearnSignals()
+        self.store = store
+        self.classifier = classifier
+        self.force = force
+        self.cancel_event = threading.Event()
+        self.done = threading.Event()
+        self.wall_s = 0.0
+
+    def cancel(self) -> None:
+        self.cancel_event.set()
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        try:
+            result = self.store.fit(
+                self.classifier,
+                force=self.force,
+                progress=lambda d, t: self.signals.progress.emit(int(d), int(t)),
+                cancelled=self.cancel_event.is_set,
+            )
+        except Cancelled:
+            self.wall_s = time.perf_counter() - t0
+            self.signals.cancelled.emit()
+        except Exception as e:  # AdapterError, LearningError, OSError...: one line, never a traceback
+            self.wall_s = time.perf_counter() - t0
+            text = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.signals.failed.emit(text)
+        else:
+            self.wall_s = time.perf_counter() - t0
+            self.signals.finished.emit(result)
+        finally:
+            self.done.set()

@@ -1,0 +1,442 @@
+"""fashion-app learns from staff corrections: store, background refit, gate, undo/reset, new class.
+
+A tiny float ONNX model with two outputs (logits = mean colour @ W, embedding = mean colour) stands
+in for an exported model, so these run without the real data and in a few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from PySide6.QtCore import QTimer  # noqa: E402
+
+from fashion_edge import runtime  # noqa: E402
+from fashion_edge.desktop_app.models.folder_session import JOURNAL_NAME  # noqa: E402
+from fashion_edge.desktop_app.models.learning import (  # noqa: E402
+    ADAPTER_NAME,
+    LearningStore,
+    training_pairs,
+)
+from fashion_edge.desktop_app.views.learning_controller import REFIT_EVERY_KEY, learning_folder  # noqa: E402
+from fashion_edge.desktop_app.views.learning_panel import summary_text  # noqa: E402
+from fashion_edge.desktop_app.views.main_window import MainWindow  # noqa: E402
+from fashion_edge.runtime import adapter as adapter_mod  # noqa: E402
+from fashion_edge.runtime.labeling import read_labels  # noqa: E402
+from fashion_edge.runtime.metadata import ONNX_KEY  # noqa: E402
+from tests.app_helpers import FakeDialogs, Rig, SlowClassifier, colour_frame, open_and_wait, write_rgb  # noqa: E402
+from tests.onnx_tiny import DEFAULT_CLASSES, colour_image, tiny_metadata, tiny_weights  # noqa: E402
+
+
+def embedding_model(path: Path, bias: float = 0.0) -> Path:
+    """Float ONNX: logits = pooled @ W + b and embedding = pooled (mean of x/127.5 - 1 over H, W)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    meta = tiny_metadata(DEFAULT_CLASSES, 80, 60, "onnx", "float32").replace(
+        logits_output="logits", embedding_output="embedding", embedding_size=3
+    )
+    k = meta.num_classes
+    wt, b = tiny_weights(k)
+    inits = [
+        numpy_helper.from_array(np.array(1 / 127.5, np.float32), "scale"),
+        numpy_helper.from_array(np.array(-1.0, np.float32), "shift"),
+        numpy_helper.from_array(wt, "W"),
+        numpy_helper.from_array(b + np.float32(bias), "B"),
+    ]
+    nodes = [
+        helper.make_node("Mul", ["input", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "shift"], ["norm"]),
+        helper.make_node("ReduceMean", ["norm"], ["embedding"], axes=[1, 2], keepdims=0),
+        helper.make_node("MatMul", ["embedding", "W"], ["mm"]),
+        helper.make_node("Add", ["mm", "B"], ["logits"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "tiny-embedding",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 80, 60, 3])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k]),
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3]),
+        ],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="test")
+    model.ir_version = 8
+    helper.set_model_props(model, {ONNX_KEY: meta.to_json()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def yellow_image(i: int, strength: int | None = None) -> np.ndarray:
+    """A "Jeans" stand-in: a red+green patch the model has no class for."""
+    img = colour_image(0, 80, 60, strength or 120 + 12 * i % 130)
+    img[..., 1] = np.maximum(img[..., 1], img[..., 0])
+    return img
+
+
+@pytest.fixture(scope="module")
+def model_paths(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("emb_models")
+    return {"a": embedding_model(d / "model_a.onnx"), "b": embedding_model(d / "model_b.onnx", bias=0.01)}
+
+
+@pytest.fixture
+def clf(model_paths):
+    return runtime.load(model_paths["a"])
+
+
+class LearningDialogs(FakeDialogs):
+    def __init__(self) -> None:
+        super().__init__()
+        self.teach_answer: tuple[str, list[Path]] | None = None
+
+    def teach_class(self, parent, classes):
+        return self.teach_answer
+
+
+@pytest.fixture
+def rig_factory(qtbot, tmp_path, clf):
+    rigs: list[Rig] = []
+
+    def make(classifier=None, refit_every: int | None = 0, frames=None) -> Rig:
+        from fashion_edge.desktop_app.settings import AppSettings
+
+        if refit_every is not None:
+            AppSettings.at(tmp_path / "settings.ini").q.setValue(REFIT_EVERY_KEY, refit_every)
+        rig = Rig(qtbot, tmp_path, classifier or clf, frames)
+        rig.dialogs = LearningDialogs()
+        rig.window.dialogs = rig.window.learning.dialogs = rig.dialogs
+        rigs.append(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        rig.close()
+
+
+def colour_items(folder: Path, n: int = 12, start: int = 0) -> list[Path]:
+    return [
+        write_rgb(folder / f"item_{i:03d}.png", colour_image(i % 3, 80, 60, 120 + 12 * i % 130))
+        for i in range(start, start + n)
+    ]
+
+
+def wait_fitted(rig: Rig, timeout: int = 20000):
+    got: list = []
+    rig.window.learning.fitted.connect(lambda r, s: got.append((r, s)))
+    return got
+
+
+def learn_and_wait(rig: Rig, force: bool = False, timeout: int = 20000):
+    ctl = rig.window.learning
+    job = ctl.learn(force=force)
+    assert job is not None
+    rig.qtbot.waitUntil(lambda: job.done.is_set() and not ctl.panel.running, timeout=timeout)
+    return job
+
+
+# --- the store (no Qt) ---------------------------------------------------------------------------
+
+
+def test_store_keeps_examples_last_label_wins_and_survives_a_torn_line(tmp_path):
+    store = LearningStore(tmp_path / "learning")
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    store.add(a, "Tshirts")
+    store.add(a, "Tshirts")  # confirmed twice: one example
+    store.add(b, "Watches")
+    store.add(a, "Jeans", "capture")  # relabelled: last wins, the conflict stays visible to the fit
+    with open(store.examples_path, "a") as f:
+        f.write('{"path": "/x.png", "lab')  # a crash mid-write
+    assert store.current_labels() == {str(a.resolve()): "Jeans", str(b.resolve()): "Watches"}
+    assert store.labels() == ["Jeans", "Watches"]
+    pairs = training_pairs(store.rows())
+    assert pairs == [
+        (str(a.resolve()), "Tshirts"),
+        (str(b.resolve()), "Watches"),
+        (str(a.resolve()), "Jeans"),
+    ]
+    assert store.new_since_fit() == 4
+
+
+def test_store_fit_uses_cached_embeddings_and_skips_unreadable(tmp_path, clf):
+    store = LearningStore(tmp_path / "learning")
+    for i, p in enumerate(colour_items(tmp_path / "photos", 9)):
+        store.add(p, DEFAULT_CLASSES[i % 3])
+    bad = tmp_path / "photos" / "broken.png"
+    bad.write_bytes(b"not an image")
+    store.add(bad, "Tshirts")
+    first = store.fit(clf)
+    assert first.embedded == 10 and len(first.skipped) == 1 and "broken.png" in first.skipped[0]
+    assert first.adapter.n_examples == 9
+    (tmp_path / "photos" / "item_000.png").unlink()  # moved away after its correction: still counts
+    again = store.fit(clf)
+    assert again.embedded == 1  # only the unreadable file is tried again
+    assert again.adapter.n_examples == 9
+
+
+# --- the app -------------------------------------------------------------------------------------
+
+
+def label_folder_items(rig: Rig, folder: Path) -> None:
+    """A person confirms or sets the label of every readable item (folder mode)."""
+    open_and_wait(rig, folder)
+    session = rig.window.session
+    for i, row in enumerate(session.model.rows):
+        if not row.error:
+            want = DEFAULT_CLASSES[int(Path(row.path).stem.split("_")[1]) % 3]
+            assert session.set_label(i, want)
+
+
+def test_corrections_feed_the_store_and_learning_installs_an_adapter(rig_factory, tmp_path, clf):
+    folder = tmp_path / "photos"
+    colour_items(folder, 12)
+    rig = rig_factory()
+    ctl = rig.window.learning
+    assert "Not learned yet" in ctl.panel.summary.text()
+    label_folder_items(rig, folder)
+    assert len(ctl.store.current_labels()) == 12
+    assert ctl.store.folder == learning_folder(rig.settings) == tmp_path / "settings-data" / "learning"
+    assert "12 corrections collected" in ctl.panel.summary.text()
+    assert rig.holder.adapter is None  # refit_every = 0: only on request
+
+    job = learn_and_wait(rig)
+    assert rig.dialogs.errors == []
+    ad = rig.holder.adapter
+    assert ad is not None and ad.n_examples == 12
+    assert (ctl.store.folder / ADAPTER_NAME).is_file()
+    text = ctl.panel.summary.text()
+    assert text.startswith("Learned from 12 items · accuracy on your held-out items")
+    assert "(was " in text
+    assert job.wall_s > 0
+    assert rig.holder.classifier is not clf and list(rig.holder.classifier.classes) == list(DEFAULT_CLASSES)
+    assert "learned" in rig.window.model_status.text()
+
+
+def test_saved_captures_feed_the_store(rig_factory, tmp_path):
+    rig = rig_factory(frames=[colour_frame(1)])
+    view = rig.window.camera
+    view.start()
+    rig.qtbot.waitUntil(lambda: view.frames_shown >= 2, timeout=10000)
+    rig.settings.capture_folder = tmp_path / "captures"
+    view.set_frozen(True)
+    rig.window.save_capture("Watches")
+    rows = rig.window.learning.store.rows()
+    assert len(rows) == 1 and rows[0].label == "Watches" and rows[0].source == "capture"
+    assert Path(rows[0].path).parent == (tmp_path / "captures" / "Watches").resolve()
+
+
+def test_automatic_refit_after_n_corrections(rig_factory, tmp_path):
+    folder = tmp_path / "photos"
+    colour_items(folder, 6)
+    rig = rig_factory(refit_every=6)
+    assert rig.window.learning.refit_every == 6
+    label_folder_items(rig, folder)  # the sixth correction starts a refit
+    rig.qtbot.waitUntil(lambda: rig.holder.adapter is not None, timeout=20000)
+    assert rig.holder.adapter.n_examples == 6
+    assert rig.window.learning.store.new_since_fit() == 0
+
+
+def test_ui_keeps_processing_events_during_a_refit(rig_factory, tmp_path, clf):
+    """The refit runs in the pool: a 10 ms UI timer keeps firing while it embeds slowly."""
+    folder = tmp_path / "photos"
+    colour_items(folder, 12)
+    rig = rig_factory()
+    label_folder_items(rig, folder)
+    rig.holder.base = SlowEmbedding(clf, delay_s=0.4)  # the model runs 0.4 s longer in the worker
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    t0 = time.perf_counter()
+    job = learn_and_wait(rig)
+    timer.stop()
+    assert job.wall_s >= 0.4
+    during = [t for t in ticks if t0 <= t <= t0 + job.wall_s]
+    assert len(during) >= 5  # the event loop ran while the worker fitted
+    gaps = np.diff([t0, *during])
+    assert gaps.max() < max(0.5, job.wall_s / 2)  # never blocked for the refit's duration
+
+
+class SlowEmbedding(SlowClassifier):
+    def logits_and_embedding(self, x):
+        time.sleep(self.delay_s)
+        return self._clf.logits_and_embedding(x)
+
+
+def test_gate_refusal_is_shown_and_use_anyway_installs(rig_factory, tmp_path, monkeypatch):
+    real = adapter_mod.fit_adapter
+
+    def gated(clf, examples, **kw):  # the catalogue check of a model that ships its test ids
+        ad = real(clf, examples, **kw)
+        ad.catalogue_acc_before, ad.catalogue_acc = 0.90, 0.85
+        ad.refusal = "catalogue accuracy drops 5.0 points (90.0% -> 85.0% on 100 test images; max 2)"
+        ad.accepted = bool(kw.get("force"))
+        return ad
+
+    monkeypatch.setattr(adapter_mod, "fit_adapter", gated)
+    folder = tmp_path / "photos"
+    colour_items(folder, 9)
+    rig = rig_factory()
+    label_folder_items(rig, folder)
+    ctl = rig.window.learning
+    learn_and_wait(rig)
+    assert rig.holder.adapter is None
+    assert not (ctl.store.folder / ADAPTER_NAME).exists()
+    assert ctl.panel.alert_box.isVisibleTo(rig.window)
+    assert "safety gate refused" in ctl.panel.alert.text() and "5.0 points" in ctl.panel.alert.text()
+    ctl.panel.use_anyway_button.click()
+    rig.qtbot.waitUntil(lambda: rig.holder.adapter is not None, timeout=20000)
+    assert rig.holder.adapter.forced
+    assert not ctl.panel.alert_box.isVisibleTo(rig.window)
+
+
+def test_undo_goes_back_and_reset_removes_the_adapter(rig_factory, tmp_path, clf):
+    folder = tmp_path / "photos"
+    colour_items(folder, 9)
+    rig = rig_factory()
+    label_folder_items(rig, folder)
+    ctl = rig.window.learning
+    learn_and_wait(rig)
+    first = rig.holder.adapter
+    for p in colour_items(tmp_path / "more", 6, start=20):
+        ctl.record(p, DEFAULT_CLASSES[int(p.stem.split("_")[1]) % 3])
+    learn_and_wait(rig)
+    assert rig.holder.adapter.n_examples == 15
+    ctl.panel.undo_button.click()
+    assert rig.holder.adapter is not None and rig.holder.adapter.n_examples == first.n_examples
+    ctl.panel.undo_button.click()  # before the first adapter: the plain model
+    assert rig.holder.adapter is None and rig.holder.classifier is clf
+    learn_and_wait(rig)
+    rig.dialogs.confirm_answer = False
+    ctl.panel.reset_button.click()
+    assert rig.holder.adapter is not None  # said no
+    rig.dialogs.confirm_answer = True
+    ctl.panel.reset_button.click()
+    assert rig.holder.adapter is None and rig.holder.classifier is clf
+    assert not (ctl.store.folder / ADAPTER_NAME).exists()
+    assert ctl.store.rows() == [] and "Not learned yet" in ctl.panel.summary.text()
+    ctl.undo()  # a reset can be undone too: adapter and examples come back
+    assert rig.holder.adapter is not None and len(ctl.store.current_labels()) == 15
+
+
+def test_new_class_from_ten_photos_reaches_class_list_csv_and_sort(rig_factory, tmp_path):
+    photos = [write_rgb(tmp_path / "jeans" / f"j{i}.png", yellow_image(i)) for i in range(10)]
+    rig = rig_factory()
+    ctl = rig.window.learning
+    for i, p in enumerate(colour_items(tmp_path / "known", 9)):  # a few corrections of known classes
+        ctl.record(p, DEFAULT_CLASSES[i % 3])
+    rig.dialogs.teach_answer = ("Jeans", photos)
+    ctl.panel.teach_button.click()  # records the photos and refits
+    rig.qtbot.waitUntil(lambda: rig.holder.adapter is not None, timeout=20000)
+    assert rig.holder.adapter.new_classes == ["Jeans"]
+    assert "Jeans" in rig.holder.classifier.classes
+    assert "Jeans" in rig.window.folder.classes
+    assert rig.window.camera.capture_label.findText("Jeans") >= 0
+    assert "new: Jeans" in ctl.panel.summary.text()
+
+    folder = tmp_path / "table"
+    for i, strength in enumerate((150, 175, 205)):  # unseen photos, in the range taught
+        write_rgb(folder / f"new_jeans_{i}.png", yellow_image(i, strength))
+    write_rgb(folder / "red_0.png", colour_image(0, 80, 60, 200))
+    open_and_wait(rig, folder)
+    labels = {Path(k).name: r.label for k, r in read_labels(folder / JOURNAL_NAME).items()}
+    assert [labels[f"new_jeans_{i}.png"] for i in range(3)] == ["Jeans"] * 3
+    assert labels["red_0.png"] == "Tshirts"
+    rig.dialogs.folder = tmp_path / "sorted"
+    sorted_pairs: list = []
+    rig.window.session.sorted.connect(sorted_pairs.append)
+    rig.window.sort_folder()
+    rig.qtbot.waitUntil(lambda: bool(sorted_pairs), timeout=10000)
+    assert len(list((tmp_path / "sorted" / "Jeans").glob("*.png"))) == 3
+
+
+def test_typed_new_label_becomes_a_class_after_a_question(rig_factory, tmp_path):
+    folder = tmp_path / "photos"
+    colour_items(folder, 3)
+    rig = rig_factory()
+    open_and_wait(rig, folder)
+    view = rig.window.folder
+    view.select_first(focus=True)
+    rig.dialogs.confirm_answer = False
+    view.search.setText("Jeans")
+    view.search.returnPressed.emit()
+    assert "Jeans" not in view.classes and rig.window.learning.store.rows() == []
+    rig.dialogs.confirm_answer = True
+    view.search.setText("Jeans")
+    view.search.returnPressed.emit()
+    assert "Jeans" in view.classes  # offered in the pickers before it is learned
+    assert rig.window.camera.capture_label.findText("Jeans") >= 0
+    rows = rig.window.learning.store.rows()
+    assert [r.label for r in rows] == ["Jeans"]
+    assert read_labels(folder / JOURNAL_NAME)[Path(rows[0].path).name].label == "Jeans"
+
+
+def test_adapter_of_another_model_or_corrupt_is_refused_in_one_line(
+    rig_factory, qtbot, tmp_path, model_paths
+):
+    folder = tmp_path / "photos"
+    colour_items(folder, 9)
+    rig = rig_factory()
+    label_folder_items(rig, folder)
+    learn_and_wait(rig)
+    store_dir = rig.window.learning.store.folder
+    rig.close()
+
+    other = runtime.load(model_paths["b"])  # the next start uses another model
+    rig2 = Rig(qtbot, tmp_path, other)
+    text = rig2.window.learning.panel.summary.text()
+    assert rig2.holder.adapter is None and rig2.holder.classifier is other
+    assert "fitted on another model" in text and "using the plain model" in text and "\n" not in text
+    assert (store_dir / ADAPTER_NAME).is_file()  # kept: it still belongs to model a
+    rig2.close()
+
+    (store_dir / ADAPTER_NAME).write_bytes(b"PK\x03\x04 truncated")
+    rig3 = Rig(qtbot, tmp_path, runtime.load(model_paths["a"]))
+    text = rig3.window.learning.panel.summary.text()
+    assert rig3.holder.adapter is None and "adapter" in text and "Traceback" not in text
+    assert rig3.dialogs.errors == []
+    rig3.close()
+
+
+def test_adapter_is_loaded_with_the_model_at_start(rig_factory, qtbot, tmp_path, model_paths):
+    folder = tmp_path / "photos"
+    colour_items(folder, 9)
+    rig = rig_factory()
+    label_folder_items(rig, folder)
+    learn_and_wait(rig)
+    n = rig.holder.adapter.n_examples
+    rig.close()
+    rig2 = Rig(qtbot, tmp_path, runtime.load(model_paths["a"]))
+    assert rig2.holder.adapter is not None and rig2.holder.adapter.n_examples == n
+    assert "Learned from 9 items" in rig2.window.learning.panel.summary.text()
+    rig2.close()
+
+
+def test_summary_text_without_held_out_items():
+    class A:
+        n_examples, heldout_acc, heldout_acc_before, new_classes = 3, None, None, ["Jeans"]
+
+    assert (
+        summary_text(A()) == "Learned from 3 items · too few items to hold some out for a score · new: Jeans"
+    )
+    assert (
+        summary_text(None, 4, 4, 20)
+        == "Not learned yet · 4 corrections collected · learns by itself after 20"
+    )
+
+
+def test_main_window_without_model_has_learning_disabled(qtbot, tmp_path):
+    from fashion_edge.desktop_app.model_holder import ModelHolder
+    from fashion_edge.desktop_app.settings import AppSettings
+
+    w = MainWindow(AppSettings.at(tmp_path / "s.ini"), ModelHolder(), dialogs=LearningDialogs(), cameras=[])
+    qtbot.addWidget(w)
+    assert not w.learning_panel.learn_button.isEnabled()
+    assert w.learning.learn() is None
