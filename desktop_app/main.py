@@ -58,13 +58,14 @@ def load_first_model(holder: object, candidates: Sequence[Path | None]) -> list[
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
     from fashion_edge.desktop_app.camera import FakeCamera
     from fashion_edge.desktop_app.model_holder import ModelHolder
     from fashion_edge.desktop_app.settings import APPLICATION, ORGANIZATION, AppSettings
     from fashion_edge.desktop_app.views.main_window import FOLDER_TAB, MainWindow
     from fashion_edge.runtime import default_model_path
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication
 
     if no_display():
         print(
@@ -72,6 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "run it on a desktop, or set QT_QPA_PLATFORM=offscreen for a headless check",
             file=sys.stderr,
         )
+        return 2
+    from fashion_edge.desktop_app import xcb_check
+
+    if xcb_check.uses_xcb() and (line := xcb_check.problem()):
+        print(line, file=sys.stderr)  # instead of Qt's abort, which names the wrong library
         return 2
     for p in args.fake_camera or []:
         if not p.is_file():
