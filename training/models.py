@@ -29,8 +29,19 @@ class ModelSpec:
     label_smoothing: float = 0.1
     augment: tuple[str, ...] = ("flip", "shift", "zoom", "light")
     weight_decay: float = 1e-4
-    input_kind: str = "catalogue"  # catalogue (80x60x3) | fmnist (28x28x1)
+    input_kind: str = "catalogue"  # catalogue (RGB, input_size) | fmnist (28x28x1)
+    input_size: tuple[int, int] = (80, 60)  # height, width of a catalogue model's input (--input overrides)
+    normalization: str = "inside-model: x/127.5-1"  # what the model's first layer does (recorded in metadata)
+    freeze_epochs: int = 0  # pretrained backbones: epochs with the backbone frozen before full fine-tuning
+    finetune_lr: float | None = None  # learning rate once the backbone is unfrozen (default lr * 0.3)
     extra: dict = field(default_factory=dict)
+
+    def input_shape(self, size: tuple[int, int] | None = None) -> tuple[int, int, int]:
+        """The input contract: (H, W, C); ``size`` overrides a catalogue model's height and width."""
+        if self.input_kind == "fmnist":
+            return (28, 28, 1)
+        h, w = size or self.input_size
+        return (h, w, 3)
 
 
 def _keras():
@@ -49,7 +60,7 @@ def _conv_bn(x, filters: int, k=3, strides=1, name: str = ""):
 def build_compact(input_shape, num_classes, widths=(24, 48, 96, 192), head_filters=256, dropout=0.3):
     """The product model: 4 VGG-style stages (2x conv3x3-BN-ReLU, max-pool), a 256-filter conv on the
     5x3 map, global average pooling, dropout, linear classifier. ~1.1 M parameters, ~145 M MACs.
-    ``compact-s`` is the same with half the width (0.59 M parameters, ~66 M MACs)."""
+    ``compact-s`` is the same at 2/3 width (0.59 M parameters, ~66 M MACs)."""
     keras = _keras()
     L = keras.layers
     inp = keras.Input(input_shape, name="input")
@@ -210,12 +221,35 @@ def build_cnn2(input_shape, num_classes, bn: bool = False, skip: bool = False):
     return keras.Model(inp, out, name="cnn2" + ("_bn" if bn else "") + ("_skip" if skip else ""))
 
 
-_seed_fit = dict(optimizer="adam", label_smoothing=0.0, augment=(), weight_decay=0.0)
+def build_lite0(input_shape, num_classes):
+    """EfficientNet-Lite0 with ImageNet weights (training.lite0): 3.4 M parameters with an 8-9 class head."""
+    from fashion_edge.training.lite0 import build_lite0_pretrained
+
+    return build_lite0_pretrained(input_shape, num_classes)
+
+
+_seed_fit = dict(
+    optimizer="adam", label_smoothing=0.0, augment=(), weight_decay=0.0, normalization="inside-model: x/255"
+)
 _fm = dict(input_kind="fmnist", augment=(), label_smoothing=0.0, epochs=40, patience=8, batch=64, lr=1e-3)
 
 REGISTRY: dict[str, ModelSpec] = {
     s.name: s
     for s in [
+        ModelSpec(
+            "lite0",
+            build_lite0,
+            "EfficientNet-Lite0, ImageNet-pretrained (no download), 160x120",
+            input_size=(160, 120),
+            normalization="inside-model: (x-127)/128",
+            freeze_epochs=1,
+            batch=32,
+            lr=1e-3,
+            finetune_lr=3e-4,
+            epochs=7,
+            patience=3,
+            weight_decay=1e-5,
+        ),  # fmt: skip
         ModelSpec("compact", build_compact, "product CNN: 4 conv stages + BN, GAP, <=2 M params (default)"),
         ModelSpec(
             "compact-s",
@@ -292,6 +326,6 @@ def listing() -> str:
     """One line per model: name, parameter count at its usual input, summary."""
     lines = []
     for name, spec in REGISTRY.items():
-        shape, k = ((28, 28, 1), 10) if spec.input_kind == "fmnist" else ((80, 60, 3), 8)
+        shape, k = spec.input_shape(), 10 if spec.input_kind == "fmnist" else 8
         lines.append(f"{name:15s} {count_params(name, shape, k):>11,d} params  {spec.summary}")
     return "\n".join(lines)

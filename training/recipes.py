@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from fashion_edge.training.data import FMNIST_CLASSES, load_fmnist
 
 

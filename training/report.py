@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fashion_edge.runtime.classifier import softmax  # noqa: F401  (re-exported for training code)
 
 

@@ -19,6 +19,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
 from fashion_edge.training import data as D  # noqa: E402
 from fashion_edge.training.models import build_cnn, build_mlp  # noqa: E402
 from fashion_edge.training.recipes import fmnist  # noqa: E402
@@ -113,8 +114,9 @@ def search(model_name: str, trials: int, epochs: int, seed: int, out: Path) -> d
 def ensemble(runs: list[Path], out: Path) -> dict:
     """Soft voting: mean of the runs' calibrated-free softmax outputs on the shared test split."""
     import tensorflow as tf
-    from fashion_edge.runtime.metadata import load_json
     from scipy.stats import kendalltau
+
+    from fashion_edge.runtime.metadata import load_json
 
     probs, preds, names = [], [], []
     y = classes = None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from fashion_edge.training.recipes import Labelled
 from sklearn.model_selection import train_test_split
+
+from fashion_edge.training.recipes import Labelled
 
 
 def stratified_split(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from fashion_edge.runtime.metadata import MetadataError
 from fashion_edge.runtime.preprocess import ImageError, read_image
 
