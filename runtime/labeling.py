@@ -2,111 +2,66 @@
 
 The core is a pure function, ``label_paths(clf, paths, root)``: a batch of file paths in, one
 ``LabelRecord`` per path out (a bad file is a record with ``error`` set, never an exception).
-``run_labeling`` adds what a long local run needs around it: parallel decoding, batching, a
-journal that is appended, flushed and fsync'ed per batch, resume, cancel and sorting.
+``run_labeling`` adds what a long local run needs around it: a lock, parallel decoding,
+batching, the journal (``runtime.journal``: format, resume, binding to the folder and model),
+cancel, and sorting into class folders (``runtime.placement``: atomic, verified copies/moves).
+The default journal is ``<folder>/fashion-labels.csv`` for ``fashion-label`` and the app alike.
 
-Scaling out (millions of images): drive ``label_paths`` from an existing engine instead of
-``run_labeling``. With Ray Data, for example::
-
-    import ray
-    from fashion_edge.runtime import load
-    from fashion_edge.runtime.labeling import label_paths
-
-    class Labeler:
-        def __init__(self):
-            self.clf = load("models/articletype8/model_int8.onnx", threads=1)
-
-        def __call__(self, batch):  # batch: {"path": np.ndarray of str}
-            recs = label_paths(self.clf, list(batch["path"]), root="/data/catalogue")
-            return {k: [getattr(r, k) for r in recs] for k in ("path", "label", "confidence", "error")}
-
-    ds = ray.data.from_items([{"path": str(p)} for p in paths])
-    ds.map_batches(Labeler, batch_size=256, concurrency=8).write_csv("s3://bucket/labels/")
-
-Each worker loads the model once; the engine handles sharding, retries and output files, and
-``label_paths`` needs no shared state, so any batch can be re-run without side effects.
+Scaling out: ``runtime.ray_label`` drives ``label_paths`` from Ray Data (one classifier per
+actor) through the same ``run_labeling`` loop, so it writes the same journal and resumes.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
+import concurrent.futures as cf
+import contextlib
 import os
+import queue
 import re
-import shutil
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from fashion_edge.runtime.classifier import Classifier
-from fashion_edge.runtime.preprocess import ImageError, list_images, read_image
 
-FIELDS = ["path", "label", "confidence", "top_k", "needs_review", "error", "source"]
-SOURCES = ("model", "human")
+from fashion_edge.runtime.journal import (
+    FIELDS,
+    SOURCES,
+    JournalLock,
+    JournalWriter,
+    LabelingError,
+    LabelRecord,
+    append_records,
+    bind_to_folder,
+    is_jsonl,
+    is_trusted,
+    model_fingerprint,
+    one_line,
+    path_key,
+    read_labels,
+    repair_journal,
+    scan,
+)
+from fashion_edge.runtime.placement import PlacementError, place_all, sanitize_folder_name
+from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, read_image
+
+__all__ = [
+    "FIELDS", "SOURCES", "JOURNAL_NAME", "REVIEW_FOLDER", "LabelingError", "LabelRecord", "LabelSummary",
+    "PlacementError", "append_records", "find_images", "is_jsonl", "label_paths", "read_labels",
+    "relative_key", "repair_journal", "run_labeling", "sanitize_folder_name", "sort_into",
+]  # fmt: skip
+
+JOURNAL_NAME = "fashion-labels.csv"  # the default journal, inside the labelled folder
 REVIEW_FOLDER = "needs_review"
-WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
+WAIT_S = 0.1  # how often a waiting run looks at the cancel flag
+relative_key = path_key  # the journal key of a file (kept under its old name)
 
-
-class LabelingError(ValueError):
-    """A problem with the folder or the journal file (not with a single image)."""
-
-
-@dataclass
-class LabelRecord:
-    """One journal row. ``path`` is relative to the labelled folder, with ``/`` separators."""
-
-    path: str
-    label: str = ""
-    confidence: float = 0.0
-    top_k: list[tuple[str, float]] = field(default_factory=list)
-    needs_review: bool = False
-    error: str = ""
-    source: str = "model"
-
-    def to_row(self) -> list[str]:
-        top = "|".join(f"{name}:{p:.4f}" for name, p in self.top_k)
-        conf = f"{self.confidence:.4f}" if not self.error else ""
-        return [self.path, self.label, conf, top, "1" if self.needs_review else "0", self.error, self.source]
-
-    @classmethod
-    def from_row(cls, row: Sequence[str]) -> LabelRecord:
-        """Parse a CSV row; ValueError for anything malformed (e.g. a row torn by a crash)."""
-        if len(row) != len(FIELDS) or row[6] not in SOURCES or row[4] not in ("0", "1") or not row[0]:
-            raise ValueError("malformed row")
-        top = []
-        for item in filter(None, row[3].split("|")):
-            name, _, p = item.rpartition(":")
-            top.append((name, float(p)))
-        return cls(row[0], row[1], float(row[2]) if row[2] else 0.0, top, row[4] == "1", row[5], row[6])
-
-    def to_json(self) -> str:
-        d = {
-            "path": self.path,
-            "label": self.label,
-            "confidence": round(self.confidence, 4),
-            "top_k": [[n, round(p, 4)] for n, p in self.top_k],
-            "needs_review": self.needs_review,
-            "error": self.error,
-            "source": self.source,
-        }
-        return json.dumps(d, ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, line: str) -> LabelRecord:
-        d = json.loads(line)
-        if not isinstance(d, dict) or d.get("source") not in SOURCES or not d.get("path"):
-            raise ValueError("malformed record")
-        top = [(str(n), float(p)) for n, p in d.get("top_k", [])]
-        return cls(
-            str(d["path"]), str(d.get("label", "")), float(d.get("confidence", 0.0)), top,
-            bool(d.get("needs_review", False)), str(d.get("error", "")), d["source"],
-        )  # fmt: skip
+Batch = Sequence[tuple[str, Path]]  # (journal key, file) pairs
+Engine = Callable[[Sequence[Batch], threading.Event], Iterator[list[LabelRecord]]]
 
 
 @dataclass
@@ -117,12 +72,14 @@ class LabelSummary:
     total: int  # images found in the folder
     labelled: int  # images with a row in the journal (this run + earlier runs)
     this_run: int
-    resumed: int  # images skipped because an earlier run had labelled them
+    resumed: int  # images skipped because an earlier run had labelled them (same model)
     errors: int
     needs_review: int
     cancelled: bool
     seconds: float
     sorted_files: int = 0
+    relabelled: int = 0  # earlier rows not trusted (another model, NaN confidence): labelled again
+    ignored_rows: int = 0  # malformed rows in the journal (e.g. edited by hand): kept, not used
 
     @property
     def rate(self) -> float:
@@ -132,25 +89,55 @@ class LabelSummary:
         text = f"labelled {self.labelled} images ({self.errors} errors, {self.needs_review} need review) -> {self.out}"
         if self.resumed:
             text += f" [{self.resumed} from an earlier run]"
+        if self.relabelled:
+            text += f" [{self.relabelled} earlier rows of another model or invalid: labelled again]"
+        if self.ignored_rows:
+            text += f" [{self.ignored_rows} malformed journal rows ignored, left in the file]"
         return text
 
 
-# --- the pure core ---------------------------------------------------------------------------
+# --- finding images ------------------------------------------------------------------------------
 
 
-def relative_key(path: Path, root: Path) -> str:
-    """The journal key of a file: its path relative to the labelled folder, POSIX separators."""
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return Path(os.path.relpath(path, root)).as_posix()
+def find_images(folder: str | Path, recursive: bool = False, skip: Iterable[Path] = ()) -> list[Path]:
+    """Files with an image suffix (anything but a folder: special files become error rows),
+    sorted, hidden names skipped; sub-folders without recursion limits, symlinked folders not
+    followed, folders in ``skip`` left out."""
+    root = Path(folder)
+    skipped = {os.path.normcase(str(Path(s).resolve())) for s in skip}
+    found: list[Path] = []
+    stack = [root]
+    while stack:
+        d = stack.pop()
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            if d == root:
+                raise
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if (
+                    recursive
+                    and not e.is_symlink()
+                    and os.path.normcase(os.path.realpath(e.path)) not in skipped
+                ):
+                    stack.append(Path(e.path))
+            elif os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES:
+                found.append(Path(e.path))
+    return sorted(found, key=lambda p: os.fsencode(p))
 
 
-def one_line(message: str) -> str:
-    return " ".join(str(message).split()) or "unknown error"
+# --- the pure core -------------------------------------------------------------------------------
 
 
-def _decode(clf: Classifier, path: Path) -> np.ndarray | str:
+def _decode(clf: Any, path: Path) -> np.ndarray | str:
     """Prepared model input, or the error message for this file."""
     try:
         return clf.prepare(read_image(path))
@@ -161,11 +148,12 @@ def _decode(clf: Classifier, path: Path) -> np.ndarray | str:
 
 
 def records_from(
-    clf: Classifier,
+    clf: Any,
     keys: Sequence[str],
     decoded: Sequence[np.ndarray | str],
     top_k: int = 3,
     review_below: float | None = None,
+    model_id: str = "",
 ) -> list[LabelRecord]:
     """Infer the decoded images of a batch in one call and build one record per key."""
     good = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
@@ -177,284 +165,168 @@ def records_from(
     for i, key in enumerate(keys):
         if i in preds:
             p = preds[i]
-            out.append(LabelRecord(key, p.label, p.confidence, p.top_k, p.needs_review))
+            out.append(LabelRecord(key, p.label, p.confidence, p.top_k, p.needs_review, model=model_id))
         else:
-            out.append(LabelRecord(key, error=str(decoded[i])))
+            out.append(LabelRecord(key, error=str(decoded[i]), model=model_id))
     return out
 
 
 def label_paths(
-    clf: Classifier,
+    clf: Any,
     paths: Sequence[str | Path],
     root: str | Path,
     top_k: int = 3,
     review_below: float | None = None,
-    executor: ThreadPoolExecutor | None = None,
+    executor: cf.Executor | None = None,
 ) -> list[LabelRecord]:
     """Pure: a batch of image paths -> one record each (errors as records), in the same order."""
     root_p = Path(root)
     ps = [Path(p) for p in paths]
     decoded = list(executor.map(lambda p: _decode(clf, p), ps) if executor else (_decode(clf, p) for p in ps))
-    return records_from(clf, [relative_key(p, root_p) for p in ps], decoded, top_k, review_below)
+    model_id = model_fingerprint(getattr(clf, "path", None))
+    return records_from(clf, [path_key(p, root_p) for p in ps], decoded, top_k, review_below, model_id)
 
 
-# --- the journal -----------------------------------------------------------------------------
+# --- sorting into folders ------------------------------------------------------------------------
 
 
-def is_jsonl(path: str | Path) -> bool:
-    return Path(path).suffix.lower() == ".jsonl"
-
-
-def _parse(path: Path) -> tuple[list[LabelRecord], bool]:
-    """All valid records and whether the file needs repair (torn or malformed last entry)."""
-    data = path.read_bytes()
-    if not data:
-        return [], False
-    text = data.decode("utf-8", errors="replace")
-    records: list[LabelRecord] = []
-    last_ok = True
-    if is_jsonl(path):
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            try:
-                records.append(LabelRecord.from_json(line))
-                last_ok = True
-            except (ValueError, TypeError, KeyError):
-                last_ok = False
-    else:
-        if (",".join(FIELDS) + "\n").startswith(text):  # nothing but a header torn by a crash
-            return [], not text.endswith("\n")
-        rows = csv.reader(io.StringIO(text, newline=""))
-        header = next(rows, None)
-        if header != FIELDS:
-            raise LabelingError(f"{path}: exists but is not a fashion-label journal (header {header})")
-        for row in rows:
-            try:
-                records.append(LabelRecord.from_row(row))
-                last_ok = True
-            except ValueError:
-                last_ok = False
-    return records, not (last_ok and text.endswith("\n"))
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _write_durably(path: Path, text: str, mode: str) -> None:
-    new = not path.exists()
-    with open(path, mode, encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    if new or mode == "w":
-        _fsync_dir(path.parent.resolve())
-
-
-def _serialise(path: Path, records: Iterable[LabelRecord], header: bool) -> str:
-    if is_jsonl(path):
-        return "".join(r.to_json() + "\n" for r in records)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    if header:
-        w.writerow(FIELDS)
-    w.writerows(r.to_row() for r in records)
-    return buf.getvalue()
-
-
-def repair_journal(path: str | Path) -> list[LabelRecord]:
-    """Read a journal; if a crash left a torn last entry, rewrite it (atomically) without it."""
-    p = Path(path)
-    if not p.exists():
-        return []
-    records, torn = _parse(p)
-    if torn:
-        tmp = p.with_name(p.name + ".repair")
-        _write_durably(tmp, _serialise(p, records, header=True), "w")
-        os.replace(tmp, p)
-        _fsync_dir(p.parent.resolve())
-    return records
-
-
-def append_records(path: str | Path, records: Sequence[LabelRecord]) -> None:
-    """Append records in one write, then flush and fsync (a header first for a new CSV)."""
-    p = Path(path)
-    if not records:
-        return
-    header = not p.exists() or p.stat().st_size == 0
-    _write_durably(p, _serialise(p, records, header), "a")
-
-
-class JournalWriter:
-    """An open journal for one run: each batch is written in one call and flushed at once.
-
-    Flushed rows survive a kill -9. ``fsync`` (needed only against power loss) runs for every
-    batch when ``sync_every_batch`` (used before moving files), otherwise at most once per
-    ``sync_seconds`` and on close: rows lost to a power cut are simply labelled again on resume.
-    """
-
-    def __init__(self, path: str | Path, sync_every_batch: bool = False, sync_seconds: float = 1.0) -> None:
-        self.path = Path(path)
-        self.sync_every_batch, self.sync_seconds = sync_every_batch, sync_seconds
-        new = not self.path.exists() or self.path.stat().st_size == 0
-        self._f = open(self.path, "a", encoding="utf-8", newline="")
-        if new:
-            self._f.write(_serialise(self.path, [], header=True))
-            self._sync()
-            _fsync_dir(self.path.parent.resolve())
-        self._last_sync = time.monotonic()
-
-    def _sync(self) -> None:
-        self._f.flush()
-        os.fsync(self._f.fileno())
-        self._last_sync = time.monotonic()
-
-    def append(self, records: Sequence[LabelRecord]) -> None:
-        self._f.write(_serialise(self.path, records, header=False))
-        self._f.flush()
-        if self.sync_every_batch or time.monotonic() - self._last_sync >= self.sync_seconds:
-            self._sync()
-
-    def close(self) -> None:
-        if not self._f.closed:
-            self._sync()
-            self._f.close()
-
-    def __enter__(self) -> JournalWriter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def read_labels(path: str | Path) -> dict[str, LabelRecord]:
-    """{path: record} from a journal; the last row for a path wins; torn/malformed rows ignored."""
-    p = Path(path)
-    if not p.exists():
-        return {}
-    records, _ = _parse(p)
-    return {r.path: r for r in records}
-
-
-# --- sorting into folders --------------------------------------------------------------------
-
-
-def sanitize_folder_name(label: str) -> str:
-    """A label as a safe single folder name on any OS (no separators, '..', control or reserved names)."""
-    name = re.sub(r'[\x00-\x1f\x7f<>:"/\\|?*]', "_", label)
-    name = name.strip().rstrip(". ").lstrip(" ")
-    if name in ("", ".", ".."):
-        return "_unnamed"
-    if name.startswith("."):
-        name = "_" + name[1:]
-    if name.split(".")[0].upper() in WINDOWS_RESERVED:
-        name = "_" + name
-    return name[:100]
-
-
-def _same_file_content(a: Path, b: Path) -> bool:
-    try:
-        if a.stat().st_size != b.stat().st_size:
-            return False
-        with open(a, "rb") as fa, open(b, "rb") as fb:
-            while True:
-                x, y = fa.read(1 << 20), fb.read(1 << 20)
-                if x != y:
-                    return False
-                if not x:
-                    return True
-    except OSError:
-        return False
-
-
-def _candidates(folder: Path, name: str) -> Iterable[Path]:
-    stem, suffix = Path(name).stem, Path(name).suffix
-    yield folder / name
-    n = 1
-    while True:
-        yield folder / f"{stem} ({n}){suffix}"
-        n += 1
-
-
-def _place(src: Path, folder: Path, move: bool) -> Path:
-    """Copy/move src into folder under a name no file has; reuse an identical earlier copy."""
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp: Path | None = None
-    try:
-        for dst in _candidates(folder, src.name):
-            if dst.exists() or dst.is_symlink():
-                if _same_file_content(src, dst):  # sorted before (e.g. an interrupted run)
-                    if move:
-                        src.unlink()
-                    return dst
-                continue
-            try:
-                if move:
-                    os.link(src, dst)  # atomic, fails instead of overwriting
-                    src.unlink()
-                    return dst
-                if tmp is None:
-                    tmp = folder / f".{src.name}.partial"
-                    shutil.copy2(src, tmp)
-                os.link(tmp, dst)
-                return dst
-            except FileExistsError:
-                continue
-            except OSError:  # no hard links here (other device, FAT): exclusive-create copy
-                with open(src, "rb") as fi, open(dst, "xb") as fo:
-                    shutil.copyfileobj(fi, fo)
-                shutil.copystat(src, dst)
-                if move:
-                    src.unlink()
-                return dst
-    finally:
-        if tmp is not None and tmp.exists():
-            tmp.unlink()
-    raise AssertionError("unreachable")
+def path_of_key(root: Path, key: str) -> Path:
+    """The file a journal key names (``\\xNN`` escapes of non-UTF-8 names mapped back)."""
+    direct = root / key
+    if "\\x" not in key or os.path.lexists(direct):
+        return direct
+    raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]), key.encode("utf-8"))
+    return root / os.fsdecode(raw)
 
 
 def sort_into(
-    records: Iterable[LabelRecord], folder: str | Path, dest: str | Path, move: bool = False
+    records: Iterable[LabelRecord],
+    folder: str | Path,
+    dest: str | Path,
+    move: bool = False,
+    paths: Mapping[str, Path] | None = None,
+    _cleaned: set[Path] | None = None,
 ) -> list[tuple[Path, Path]]:
     """Copy (or move) labelled files into dest/<label>/ (needs_review rows into dest/needs_review/).
 
-    Never overwrites: a clashing name gets " (1)", " (2)"...; a file already sorted with identical
-    content is not copied again. Error rows and files no longer present are skipped.
+    Never overwrites and never deletes a file because an identical one exists (``placement``);
+    a copy already made by an earlier run (same bytes) is not made again. Error rows and files
+    no longer present are skipped. ``paths`` maps journal keys to files (else derived from keys).
     """
     root, out = Path(folder), Path(dest)
-    done = []
+    pairs = []
     for rec in records:
         if rec.error:
             continue
-        src = root / rec.path
-        if not src.is_file():
+        src = paths.get(rec.path) if paths is not None else path_of_key(root, rec.path)
+        if src is None or not src.is_file():
             continue
         sub = REVIEW_FOLDER if rec.needs_review else sanitize_folder_name(rec.label)
-        done.append((src, _place(src, out / sub, move)))
-    return done
+        pairs.append((src, out / sub))
+    return place_all(pairs, move, _cleaned if _cleaned is not None else set())
 
 
-# --- the resumable local run -----------------------------------------------------------------
+# --- the resumable local run ---------------------------------------------------------------------
 
 
-def _chunks(seq: Sequence[Path], n: int) -> list[Sequence[Path]]:
+class _DaemonPool:
+    """Decoding threads that never keep the process alive: a file that blocks a read (a stuck
+    network share) cannot stop Ctrl-C or the app from closing."""
+
+    def __init__(self, n: int) -> None:
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._work, daemon=True, name=f"decode-{i}") for i in range(n)
+        ]
+        for t in self._threads:
+            t.start()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future:
+        f: cf.Future = cf.Future()
+        self._q.put((f, fn, args))
+        return f
+
+    def _work(self) -> None:
+        while (item := self._q.get()) is not None:
+            f, fn, args = item
+            if not f.set_running_or_notify_cancel():
+                continue
+            try:
+                f.set_result(fn(*args))
+            except BaseException as e:  # delivered to the waiting run
+                f.set_exception(e)
+
+    def shutdown(self) -> None:
+        for _ in self._threads:
+            self._q.put(None)
+
+
+def _chunks(seq: Sequence[Any], n: int) -> list[Sequence[Any]]:
     return [seq[i : i + n] for i in range(0, len(seq), n)]
+
+
+def local_engine(clf: Any, top_k: int, review_below: float | None, workers: int) -> Engine:
+    """Decode in ``workers`` threads two batches ahead while the previous batch is inferred."""
+    model_id = model_fingerprint(getattr(clf, "path", None))
+
+    def run(batches: Sequence[Batch], cancel: threading.Event) -> Iterator[list[LabelRecord]]:
+        pool = _DaemonPool(workers)
+
+        def submit(batch: Batch) -> list[cf.Future]:
+            parts = _chunks([p for _, p in batch], -(-len(batch) // workers))
+            return [pool.submit(lambda ps: [_decode(clf, p) for p in ps], part) for part in parts]
+
+        pending: deque[tuple[Batch, list[cf.Future]]] = deque()
+        it = iter(batches)
+        try:
+            for batch in it:
+                pending.append((batch, submit(batch)))
+                if len(pending) >= 2:
+                    break
+            while pending:
+                batch, futs = pending.popleft()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append((nxt, submit(nxt)))
+                while cf.wait(futs, timeout=WAIT_S).not_done:
+                    if cancel.is_set():
+                        return
+                decoded = [d for f in futs for d in f.result()]
+                yield records_from(clf, [k for k, _ in batch], decoded, top_k, review_below, model_id)
+        finally:
+            for _, futs in pending:
+                for f in futs:
+                    f.cancel()
+            pool.shutdown()
+
+    return run
+
+
+@contextlib.contextmanager
+def _closing(gen: Iterator[Any]) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        close = getattr(gen, "close", None)
+        if close is not None:
+            close()
+
+
+def _exclusions(root: Path, sort_dest: Path | None, classes: Sequence[str]) -> list[Path]:
+    """Folders not to label: the sorting destination (or, when sorting into the folder itself,
+    its class folders)."""
+    if sort_dest is None:
+        return []
+    dest, here = sort_dest.resolve(), root.resolve()
+    if dest == here:
+        return [dest / sanitize_folder_name(c) for c in classes] + [dest / REVIEW_FOLDER]
+    return [dest]
 
 
 def run_labeling(
     folder: str | Path,
-    clf: Classifier,
-    out_csv: str | Path,
+    clf: Any,
+    out_csv: str | Path | None = None,
     *,
     recursive: bool = False,
     top_k: int = 3,
@@ -465,71 +337,62 @@ def run_labeling(
     cancel: threading.Event | None = None,
     sort_dest: str | Path | None = None,
     move: bool = False,
+    engine: Engine | None = None,
 ) -> LabelSummary:
-    """Label every image in ``folder`` not yet in the journal ``out_csv`` (.csv or .jsonl).
+    """Label every image in ``folder`` without a valid row in the journal ``out_csv``
+    (.csv or .jsonl; default ``<folder>/fashion-labels.csv``).
 
-    Decoding runs in ``workers`` threads while the previous batch is inferred; each batch is
-    appended and flushed before it is sorted (``sort_dest``) and before progress is reported
-    (and fsync'ed first when files are moved; see ``JournalWriter``).
-    ``cancel`` is checked between batches: the current batch is finished and written first.
+    The journal's lock is held for the whole run; a journal of another folder is refused.
+    Each batch is appended before it is sorted (``sort_dest``) and before progress is reported
+    (and fsync'ed first when files are moved). ``cancel`` is checked while waiting for a batch;
+    rows written so far stay. ``engine`` replaces the local decode+infer loop (e.g. Ray).
     """
     start = time.perf_counter()
-    root, out = Path(folder), Path(out_csv)
+    root = Path(folder)
     if not root.is_dir():
         raise LabelingError(f"{root}: not a folder")
-    images = list_images(root, recursive)
-    if sort_dest is not None:
-        dest = Path(sort_dest).resolve()
-        images = [p for p in images if dest not in p.resolve().parents]
-    keys = [relative_key(p, root) for p in images]
-    done = {r.path: r for r in repair_journal(out)}
-    todo = [(k, p) for k, p in zip(keys, images, strict=True) if k not in done]
-    resumed = len(images) - len(todo)
-    sorted_files = 0
-    if sort_dest is not None and resumed:  # finish sorting what an earlier run labelled
-        sorted_files += len(sort_into([done[k] for k in keys if k in done], root, sort_dest, move))
+    out = Path(out_csv) if out_csv is not None else root / JOURNAL_NAME
+    dest = Path(sort_dest) if sort_dest is not None else None
+    cancel = cancel or threading.Event()
+    model_id = model_fingerprint(getattr(clf, "path", None))
+    images = find_images(root, recursive, _exclusions(root, dest, clf.classes))
+    keys = [path_key(p, root) for p in images]
+    by_key = dict(zip(keys, images, strict=True))
 
-    this_run, cancelled = 0, False
-    if progress:
-        progress(resumed, len(images))
-    batches = _chunks(todo, max(1, batch_size))  # type: ignore[arg-type]
-    workers = max(1, workers)
-    with (
-        ThreadPoolExecutor(workers, thread_name_prefix="decode") as ex,
-        JournalWriter(out, sync_every_batch=sort_dest is not None and move) as journal,
-    ):
+    with JournalLock(out):
+        found = scan(out)
+        bind_to_folder(out, root, model_id, has_rows=bool(found.records) or found.ignored > 0)
+        if found.cut_at is not None:
+            found = repair_journal(out)
+        done = {r.path: r for r in found.records if is_trusted(r, model_id, clf.classes)}
+        earlier = {r.path for r in found.records}
+        todo = [(k, p) for k, p in zip(keys, images, strict=True) if k not in done]
+        resumed = len(images) - len(todo)
+        relabelled = sum(1 for k, _ in todo if k in earlier)
+        sorted_files, cleaned = 0, set()
+        if dest is not None and resumed:  # finish sorting what an earlier run labelled
+            old = [done[k] for k in keys if k in done]
+            sorted_files += len(sort_into(old, root, dest, move, by_key, cleaned))
 
-        def submit(batch: Sequence[tuple[str, Path]]) -> list[Future]:
-            parts = _chunks([p for _, p in batch], -(-len(batch) // workers))
-            return [ex.submit(lambda ps: [_decode(clf, p) for p in ps], part) for part in parts]
-
-        pending: deque[tuple[Sequence[tuple[str, Path]], list[Future]]] = deque()
-        it = iter(batches)
-        for batch in it:  # prefetch two batches ahead
-            pending.append((batch, submit(batch)))
-            if len(pending) >= 2:
-                break
-        while pending:
-            if cancel is not None and cancel.is_set():
-                cancelled = True
-                for _, futs in pending:
-                    for f in futs:
-                        f.cancel()
-                break
-            batch, futs = pending.popleft()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, submit(nxt)))
-            decoded = [d for f in futs for d in f.result()]
-            recs = records_from(clf, [k for k, _ in batch], decoded, top_k, review_below)
-            journal.append(recs)
-            for r in recs:
-                done[r.path] = r
-            this_run += len(recs)
-            if sort_dest is not None:
-                sorted_files += len(sort_into(recs, root, sort_dest, move))
-            if progress:
-                progress(resumed + this_run, len(images))
+        this_run = 0
+        if progress:
+            progress(resumed, len(images))
+        batches = _chunks(todo, max(1, batch_size))
+        run = engine or local_engine(clf, top_k, review_below, max(1, workers))
+        results = run(batches, cancel)
+        with JournalWriter(out, sync_every_batch=dest is not None and move) as journal, _closing(results):
+            for recs in results:
+                journal.append(recs)
+                for r in recs:
+                    done[r.path] = r
+                this_run += len(recs)
+                if dest is not None:
+                    sorted_files += len(sort_into(recs, root, dest, move, by_key, cleaned))
+                if progress:
+                    progress(resumed + this_run, len(images))
+                if cancel.is_set():
+                    break
+        cancelled = cancel.is_set() and resumed + this_run < len(images)
 
     final = [done[k] for k in keys if k in done]
     return LabelSummary(
@@ -543,4 +406,6 @@ def run_labeling(
         cancelled=cancelled,
         seconds=time.perf_counter() - start,
         sorted_files=sorted_files,
+        relabelled=relabelled,
+        ignored_rows=found.ignored,
     )
