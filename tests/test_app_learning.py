@@ -440,3 +440,23 @@ def test_main_window_without_model_has_learning_disabled(qtbot, tmp_path):
     qtbot.addWidget(w)
     assert not w.learning_panel.learn_button.isEnabled()
     assert w.learning.learn() is None
+
+
+def test_model_without_embedding_output_says_so_and_keeps_corrections(rig_factory, tmp_path):
+    from tests.onnx_tiny import make_tiny_models
+
+    old = runtime.load(make_tiny_models(tflite=False)["onnx_int8"])  # exported before the embedding output
+    folder = tmp_path / "photos"
+    colour_items(folder, 3)
+    rig = rig_factory(classifier=old, refit_every=2)
+    label_folder_items(rig, folder)
+    ctl = rig.window.learning
+    text = ctl.panel.summary.text()
+    assert (
+        "cannot learn" in text and "re-export it with fashion-export" in text and "3 corrections kept" in text
+    )
+    assert not ctl.panel.learn_button.isEnabled() and ctl.learn() is None and not ctl.running
+    assert len(ctl.store.rows()) == 3
+    rig.dialogs.teach_answer = ("Jeans", [])
+    ctl.teach()
+    assert rig.dialogs.errors and "cannot learn" in rig.dialogs.errors[0][1]

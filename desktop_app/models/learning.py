@@ -33,7 +33,7 @@ HISTORY_KEEP = 5  # adapters kept for Undo
 AUTO_REFIT_EVERY = 20  # default: refit after this many new corrections (0 = only on request)
 EMBED_BATCH = 32
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
 Cached = tuple[str, np.ndarray, np.ndarray]  # file stamp, logits, embedding
 
 
@@ -233,7 +233,7 @@ class LearningStore:
                 todo.append((p, stamp))
         total, done = len(todo), 0
         if progress:
-            progress(0, total)
+            progress("your images", 0, total)
         for i in range(0, total, EMBED_BATCH):
             if cancelled and cancelled():
                 raise Cancelled
@@ -251,7 +251,7 @@ class LearningStore:
                     cache[p] = (stamp, lo, e)
             done += len(todo[i : i + EMBED_BATCH])
             if progress:
-                progress(done, total)
+                progress("your images", done, total)
         if todo:
             self._save_cache(fingerprint, cache)
         return out, skipped, total
@@ -286,7 +286,7 @@ class LearningStore:
             raise Cancelled
         logits = np.stack([emb[p][0] for p, _ in usable])
         matrix = np.stack([emb[p][1] for p, _ in usable])
-        adapter = fit_adapter(clf, usable, embeddings=matrix, logits=logits, force=force)
+        adapter = fit_adapter(clf, usable, embeddings=matrix, logits=logits, force=force, progress=progress)
         return FitResult(adapter, fingerprint, len(rows), skipped, embedded, time.perf_counter() - t0)
 
     # --- the adapter in use ---------------------------------------------------------------

@@ -94,7 +94,7 @@ class LearningController(QObject):
 
     # --- model ----------------------------------------------------------------------------
     def attach(self) -> None:
-        """Load the stored adapter for the model just loaded; one that does not fit is refused in one line."""
+        """Load the stored adapter with the model just loaded; one that does not fit is refused in one line."""
         from fashion_edge.runtime.adapter import AdapterError
 
         self.problem = ""
@@ -116,17 +116,30 @@ class LearningController(QObject):
         known = list(clf.classes) if clf is not None else []
         return known + [c for c in self.store.labels() if c not in known]
 
+    def can_learn(self) -> bool:
+        """A model is loaded and its file has the embedding output the adapter learns on."""
+        base = self.holder.base
+        return base is not None and bool(getattr(base.meta, "embedding_output", None))
+
     def refresh(self) -> None:
         adapter = self.holder.adapter
+        rows = self.store.rows()
         new = self.store.new_since_fit()
+        base = self.holder.base
         if self.problem:
             text = f"Learned adapter not used: {self.problem} — using the plain model"
             self.panel.show_state(text, problem=True)
+        elif base is not None and not self.can_learn():
+            text = (
+                f"{base.path.name} cannot learn: it has no embedding output (re-export it with "
+                f"fashion-export) · {len({r.path for r in rows})} corrections kept for later"
+            )
+            self.panel.show_state(text, problem=True)
         else:
-            text = summary_text(adapter, len(self.store.current_labels()), new, self.refit_every)
+            text = summary_text(adapter, len({r.path for r in rows}), new, self.refit_every)
             self.panel.show_state(text, adapter_details(adapter) if adapter is not None else "")
         self.panel.set_buttons(
-            can_learn=bool(self.store.rows()) and self.holder.base is not None,
+            can_learn=bool(rows) and self.can_learn(),
             can_undo=self.store.can_undo(),
             has_adapter=adapter is not None,
             new=new,
@@ -137,7 +150,6 @@ class LearningController(QObject):
     # --- corrections ----------------------------------------------------------------------
     def record(self, path: str | Path, label: str, source: str = "folder") -> None:
         """A person labelled this image: keep it for learning; refit after ``refit_every`` new ones."""
-        known = set(self.classes())
         try:
             self.store.add(path, label, source)
         except (OSError, ValueError) as e:
@@ -145,27 +157,15 @@ class LearningController(QObject):
                 f"Not kept for learning: {self.store.examples_path}: {getattr(e, 'strerror', None) or e}"
             )
             return
-        if self.refit_every and self.store.new_since_fit() >= self.refit_every:
+        if self.refit_every and self.can_learn() and self.store.new_since_fit() >= self.refit_every:
             self.learn()
-        if label not in known:
-            self.refresh()
-        else:
-            self.refresh_buttons_only()
-
-    def refresh_buttons_only(self) -> None:
-        new = self.store.new_since_fit()
-        self.panel.set_buttons(True, self.store.can_undo(), self.holder.adapter is not None, new)
-        if self.holder.adapter is None and not self.problem:
-            self.panel.show_state(summary_text(None, len(self.store.current_labels()), new, self.refit_every))
-        elif not self.problem:
-            self.panel.show_state(
-                summary_text(self.holder.adapter, 0, new), adapter_details(self.holder.adapter)
-            )
+        self.refresh()
 
     def teach(self) -> None:
         """Name a new class and pick its photos; they are recorded and learned at once."""
-        if self.holder.base is None:
-            self.dialogs.error(self.window, "Teach a new class", "Open a model first (File ▸ Open model…).")
+        if not self.can_learn():
+            why = self.panel.summary.text() if self.holder.base is not None else "Open a model first."
+            self.dialogs.error(self.window, "Teach a new class", why)
             return
         answer = self.dialogs.teach_class(self.window, self.classes())
         if not answer:
@@ -181,7 +181,7 @@ class LearningController(QObject):
     def learn(self, force: bool = False) -> LearnJob | None:
         """Refit in the pool (a second request while one runs refits once more afterwards)."""
         base = self.holder.base
-        if base is None:
+        if base is None or not self.can_learn():
             return None
         if self.running:
             self._again = True
@@ -189,7 +189,7 @@ class LearningController(QObject):
         self._again = False
         job = LearnJob(self.store, base, force=force)
         job.signals.progress.connect(
-            lambda d, t, j=job: self.panel.set_progress(d, t) if j is self.job else None
+            lambda s, d, t, j=job: self.panel.set_progress(s, d, t) if j is self.job else None
         )
         job.signals.finished.connect(lambda r, j=job: self._on_fitted(j, r))
         job.signals.failed.connect(lambda m, j=job: self._on_failed(j, m))

@@ -84,7 +84,7 @@ class LearningPanel(QFrame):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         self.progress = QProgressBar()
-        self.progress.setFormat("learning… %v / %m new images")
+        self.progress.setFormat("learning…")
         self.progress.setMaximumWidth(240)
         self.progress.setVisible(False)
         self.cancel_button = QPushButton("Stop")
@@ -154,9 +154,11 @@ class LearningPanel(QFrame):
         self.learn_button.setEnabled(not running)
         self.teach_button.setEnabled(not running)
         if running:
+            self.progress.setFormat("learning…")
             self.progress.setRange(0, 0)  # busy until the first progress report
 
-    def set_progress(self, done: int, total: int) -> None:
+    def set_progress(self, stage: str, done: int, total: int) -> None:
+        self.progress.setFormat(f"{stage} %v / %m")
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(done)
 

@@ -12,11 +12,11 @@ from fashion_edge.desktop_app.models.learning import Cancelled, LearningStore
 
 
 class LearnSignals(QObject):
-    """``progress(done, total)`` images embedded, ``finished(FitResult)``, ``failed(message)``,
-    ``cancelled()``; delivered on the UI thread.
+    """``progress(stage, done, total)``, ``finished(FitResult)``, ``failed(message)``, ``cancelled()``;
+    delivered on the UI thread.
     """
 
-    progress = Signal(int, int)
+    progress = Signal(str, int, int)
     finished = Signal(object)
     failed = Signal(str)
     cancelled = Signal()
@@ -48,7 +48,7 @@ class LearnJob(QRunnable):
             result = self.store.fit(
                 self.classifier,
                 force=self.force,
-                progress=lambda d, t: self.signals.progress.emit(int(d), int(t)),
+                progress=lambda s, d, t: self.signals.progress.emit(str(s), int(d), int(t)),
                 cancelled=self.cancel_event.is_set,
             )
         except Cancelled:

@@ -1,0 +1,125 @@
+"""fashion-app's refit from staff corrections: worker wall time and the UI's longest event-loop gap.
+
+    python -m fashion_edge.benchmarks.app_refit [--model M.onnx] [--corrections DIR] [--n 200]
+
+Builds the real window offscreen, records N corrected photos from DIR/<class>/ (default:
+../shared/data/real-dev/learn, a stand-in for a site's corrections) the way the app records them,
+then presses *Learn from my corrections* and waits. A 5 ms UI timer runs meanwhile; the longest
+gap between its ticks is how long the UI was unresponsive. Three refits: cold (all N images run
+through the model, plus the catalogue check's first load in this process), warm after one more
+correction (1 image embedded, cached embeddings and catalogue reused), and a second warm one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REAL_DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-dev" / "learn"
+
+
+def corrections(folder: Path, n: int) -> list[tuple[Path, str]]:
+    """n photos round-robin over DIR/<class>/ (sorted names, so runs are repeatable)."""
+    from fashion_edge.runtime.preprocess import list_images
+
+    by_class = {d.name: list_images(d) for d in sorted(folder.iterdir()) if d.is_dir()}
+    out: list[tuple[Path, str]] = []
+    i = 0
+    while len(out) < n and any(i < len(v) for v in by_class.values()):
+        for name, files in by_class.items():
+            if i < len(files) and len(out) < n:
+                out.append((files[i], name))
+        i += 1
+    return out
+
+
+def refit(app, window, timer_ms: int = 5) -> dict[str, float]:
+    from PySide6.QtCore import QTimer
+
+    ctl = window.learning
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(timer_ms)
+    t0 = time.perf_counter()
+    job = ctl.learn()
+    if job is None:
+        raise SystemExit(f"app_refit: {ctl.panel.summary.text()}")
+    while not (job.done.is_set() and not ctl.panel.running):
+        app.processEvents()
+        time.sleep(0.001)
+    t1 = time.perf_counter()
+    timer.stop()
+    stamps = [t0, *[t for t in ticks if t0 <= t <= t1], t1]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    return {"wall_s": job.wall_s, "ui_s": t1 - t0, "max_gap_ms": 1000 * max(gaps), "ticks": len(stamps) - 2}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, default=None, help="model file (default: the shipped int8 model)")
+    ap.add_argument(
+        "--corrections", type=Path, default=REAL_DEV, help="DIR/<class>/ photos (default: %(default)s)"
+    )
+    ap.add_argument("--n", type=int, default=200, help="corrections to learn from")
+    args = ap.parse_args(argv)
+
+    from PySide6.QtCore import QThreadPool
+    from PySide6.QtWidgets import QApplication
+
+    from fashion_edge import runtime
+    from fashion_edge.desktop_app.model_holder import ModelHolder
+    from fashion_edge.desktop_app.settings import AppSettings
+    from fashion_edge.desktop_app.views.learning_controller import REFIT_EVERY_KEY
+    from fashion_edge.desktop_app.views.main_window import MainWindow
+
+    if not args.corrections.is_dir():
+        print(f"app_refit: {args.corrections}: corrections folder not found", file=sys.stderr)
+        return 2
+    try:
+        clf = runtime.load(args.model)
+    except runtime.ModelLoadError as e:
+        print(f"app_refit: {e}", file=sys.stderr)
+        return 2
+    items = corrections(args.corrections, args.n + 1)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    with tempfile.TemporaryDirectory(prefix="fashion-refit-") as tmp:
+        settings = AppSettings.at(Path(tmp) / "settings.ini")
+        settings.q.setValue(REFIT_EVERY_KEY, 0)  # refits only when asked, so each one is timed alone
+        holder = ModelHolder()
+        holder.set_classifier(clf)
+        window = MainWindow(settings, holder, pool=QThreadPool(), cameras=[])
+        window.show()
+        for path, label in items[:-1]:
+            window.learning.record(path, label, "folder")
+        runs = [("cold", refit(app, window))]
+        window.learning.record(*items[-1], "folder")
+        runs.append(("warm, 1 new", refit(app, window)))
+        runs.append(("warm again", refit(app, window)))
+        ad = holder.adapter
+        print(
+            f"model {clf.path} ({clf.format} {clf.precision}); {len(items) - 1} corrections from {args.corrections}"
+        )
+        print(f"cores available: {os.cpu_count()} (shared machine: compare runs of one invocation)")
+        print("| refit | worker wall s | UI wait s | max event-loop gap ms | timer ticks |")
+        print("|---|---|---|---|---|")
+        for name, r in runs:
+            print(f"| {name} | {r['wall_s']:.2f} | {r['ui_s']:.2f} | {r['max_gap_ms']:.0f} | {r['ticks']} |")
+        if ad is not None:
+            print(window.learning.panel.summary.text())
+        else:
+            print(
+                f"no adapter installed: {window.learning.panel.alert.text() or window.learning.panel.summary.text()}"
+            )
+        window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
