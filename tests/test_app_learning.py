@@ -460,3 +460,47 @@ def test_model_without_embedding_output_says_so_and_keeps_corrections(rig_factor
     rig.dialogs.teach_answer = ("Jeans", [])
     ctl.teach()
     assert rig.dialogs.errors and "cannot learn" in rig.dialogs.errors[0][1]
+
+
+def test_fashion_app_starts_with_its_adapter_and_refuses_another_models(tmp_path, model_paths):
+    """The real entry point: the adapter in the data folder is loaded with the model at start."""
+    import os
+    import subprocess
+    import sys
+
+    from fashion_edge.desktop_app.camera import on_background
+    from fashion_edge.runtime.adapter import save_adapter
+    from fashion_edge.runtime.preprocess import center_crop_aspect
+
+    frames = [on_background(yellow_image(i), 480, 640, grey=235) for i in range(12)]
+    store = LearningStore(tmp_path / "s-data" / "learning")  # beside --settings s.ini
+    for i, frame in enumerate(frames[:10]):  # saved captures: the crop inside the framing guide
+        store.add(
+            write_rgb(tmp_path / "captures" / "Jeans" / f"c{i}.png", center_crop_aspect(frame, 80, 60)),
+            "Jeans",
+        )
+    for i in range(9):
+        red = on_background(colour_image(i % 3, 80, 60, 120 + 12 * i), 480, 640, grey=235)
+        store.add(
+            write_rgb(tmp_path / "captures" / "x" / f"k{i}.png", center_crop_aspect(red, 80, 60)),
+            DEFAULT_CLASSES[i % 3],
+        )
+    a = runtime.load(model_paths["a"])
+    save_adapter(store.fit(a).adapter, store.adapter_path)
+    img = write_rgb(tmp_path / "yellow.png", frames[11])
+
+    def start(model: Path) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "fashion_edge.desktop_app.main", "--model", str(model), "--fake-camera", str(img),
+             "--settings", str(tmp_path / "s.ini"), "--exit-after-first-prediction"],
+            capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parent.parent,
+            env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+        )  # fmt: skip
+
+    out = start(model_paths["a"])
+    assert out.returncode == 0, out.stderr
+    assert "first-prediction Jeans" in out.stdout  # a class only the adapter knows
+    out = start(model_paths["b"])
+    assert out.returncode == 0, out.stderr
+    assert "first-prediction" in out.stdout and "Jeans" not in out.stdout
+    assert "Traceback" not in out.stderr
