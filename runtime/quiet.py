@@ -1,0 +1,54 @@
+"""Keeping native libraries' start-up logging off the terminal (the CLIs' ``--verbose`` turns it back on).
+
+TensorFlow prints oneDNN/CUDA lines (``failed call to cuInit ... (303)`` on every CPU machine)
+before its log level applies, LiteRT prints ``INFO: Created TensorFlow Lite XNNPACK delegate``
+and OpenCV ``[ WARN ]`` lines when no camera answers. They are written by C++ straight to file
+descriptor 2, so :func:`native_stderr_silenced` points that descriptor at /dev/null for the
+duration; Python exceptions still reach the user (they are printed after it is restored).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+QUIET_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow C++: errors too (cuInit on CPU machines is an 'error')
+    "OPENCV_LOG_LEVEL": "ERROR",  # OpenCV: no [ WARN ] lines (camera probing)
+}
+
+
+def quiet_environment(verbose: bool = False) -> None:
+    """Set the native libraries' log levels before they are imported (keeps values the user set)."""
+    if verbose:
+        return
+    for key, value in QUIET_ENV.items():
+        os.environ.setdefault(key, value)
+
+
+@contextmanager
+def native_stderr_silenced(enabled: bool = True) -> Iterator[None]:
+    """Redirect file descriptor 2 to /dev/null inside the block (no-op when not ``enabled``)."""
+    if not enabled:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real stderr (e.g. a GUI launcher): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
