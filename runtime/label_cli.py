@@ -1,34 +1,43 @@
 """``fashion-label FOLDER``: label every image of a folder offline into a resumable CSV/JSONL journal.
 
-Exit status: 0 every file labelled, 1 some files could not be read (rows with an error),
-2 usage, model or journal problems, 130 interrupted (Ctrl-C; run the same command to resume).
+The journal is ``FOLDER/fashion-labels.csv`` unless ``--out`` says otherwise (the app uses the
+same file). Exit status: 0 every file labelled, 1 some files could not be read (rows with an
+error), 2 usage, model or journal problems, 130 interrupted (one Ctrl-C; run the same command to
+resume).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from fashion_edge.runtime.classifier import ModelLoadError, default_model_path, load
-from fashion_edge.runtime.labeling import LabelingError, run_labeling
+from fashion_edge.runtime.labeling import JOURNAL_NAME, LabelingError, LabelSummary, run_labeling
+from fashion_edge.runtime.quiet import native_stderr_silenced
+
+PROG = "fashion-label"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every option of ``fashion-label`` (the one place arguments are defined)."""
     p = argparse.ArgumentParser(
-        prog="fashion-label",
+        prog=PROG,
         description="Label the images of FOLDER with a fashion-edge model (offline). "
-        "Results are appended to --out as they are made; run the same command again to resume.",
+        "Results are appended to the journal as they are made; run the same command again to resume.",
     )
     p.add_argument("folder", type=Path, help="folder of images (JPEG, PNG, BMP, WebP, TIFF)")
     p.add_argument("--model", type=Path, default=None, help=f"model file (default: {default_model_path()})")
     p.add_argument(
-        "--out", type=Path, default=Path("labels.csv"), help="journal: .csv or .jsonl (default: labels.csv)"
-    )
+        "--out", type=Path, default=None, metavar="JOURNAL",
+        help=f"journal: .csv or .jsonl (default: FOLDER/{JOURNAL_NAME})",
+    )  # fmt: skip
     p.add_argument("--top-k", type=int, default=3, help="how many classes to keep per image (default: 3)")
     p.add_argument("--recursive", action="store_true", help="also label images in sub-folders")
     p.add_argument(
@@ -45,15 +54,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: runtime's choice)")
     p.add_argument("--workers", type=int, default=2, help="image decoding threads (default: 2)")
     p.add_argument("--batch-size", type=int, default=64, help="images per inference batch (default: 64)")
+    p.add_argument(
+        "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+        help="label with Ray Data actors (needs the [scale] extra): a local Ray, or the cluster at ADDRESS",
+    )  # fmt: skip
+    p.add_argument("--verbose", action="store_true", help="let LiteRT/ONNX Runtime print their own log lines")
     return p
 
 
-def _progress_bar(quiet: bool):  # -> (callback, close)
+def check_args(args: argparse.Namespace) -> str | None:
+    """The first usage problem as one line, or None. Clamps thread counts to the machine."""
+    if (
+        args.top_k < 1
+        or args.batch_size < 1
+        or args.workers < 1
+        or (args.threads is not None and args.threads < 1)
+    ):
+        return "--top-k, --batch-size, --workers and --threads must be at least 1"
+    if args.review_below is not None and not 0.0 <= args.review_below <= 1.0:
+        return "--review-below must be between 0 and 1"
+    if args.out is not None and args.out.suffix.lower() not in (".csv", ".jsonl"):
+        return f"{args.out}: --out must end in .csv or .jsonl"
+    cores = os.cpu_count() or 1
+    if args.threads is not None and args.threads > cores:  # more threads than cores only thrash
+        print(
+            f"{PROG}: note: --threads {args.threads} is more than the {cores} cores; using {cores}",
+            file=sys.stderr,
+        )
+        args.threads = cores
+    args.workers = min(args.workers, 4 * cores)
+    return None
+
+
+def _progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
+    """A tqdm bar on stderr, shown from the first progress report (not before a refusal)."""
     from tqdm import tqdm
 
-    bar = tqdm(unit="img", file=sys.stderr, disable=True if quiet else None, dynamic_ncols=True)
+    bars: list[Any] = []
 
     def update(done: int, total: int) -> None:
+        if not bars:
+            bars.append(tqdm(unit="img", file=sys.stderr, dynamic_ncols=True, total=total, initial=done))
+        bar = bars[0]
         if bar.total != total:
             bar.total = total
             bar.n = done
@@ -62,70 +104,92 @@ def _progress_bar(quiet: bool):  # -> (callback, close)
         else:
             bar.update(done - bar.n)
 
-    return update, bar.close
+    def close() -> None:
+        for bar in bars:
+            bar.close()
+
+    return update, close
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    err = sys.stderr
-    if args.top_k < 1 or args.batch_size < 1 or args.workers < 1:
-        print("fashion-label: error: --top-k, --batch-size and --workers must be at least 1", file=err)
-        return 2
-    if args.review_below is not None and not 0.0 <= args.review_below <= 1.0:
-        print("fashion-label: error: --review-below must be between 0 and 1", file=err)
-        return 2
-    if args.out.suffix.lower() not in (".csv", ".jsonl"):
-        print(f"fashion-label: error: {args.out}: --out must end in .csv or .jsonl", file=err)
-        return 2
+def _engine(args: argparse.Namespace, clf: Any) -> Any:
+    if args.ray is None:
+        return None
     try:
-        clf = load(args.model, threads=args.threads)
-    except ModelLoadError as e:
-        print(f"fashion-label: error: {e}", file=err)
-        return 2
-
-    cancel = threading.Event()
-
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        cancel.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C stops at once
-        print("\nstopping after the current batch (Ctrl-C again to abort)...", file=err)
-
-    old = (
-        signal.signal(signal.SIGINT, on_sigint)
-        if threading.current_thread() is threading.main_thread()
-        else None
+        from fashion_edge.runtime.ray_label import ray_engine
+    except ImportError:
+        raise LabelingError("--ray needs Ray: pip install 'fashion-edge[scale]'") from None
+    return ray_engine(
+        clf.path, args.folder, args.top_k, args.review_below, args.ray, batch_size=args.batch_size
     )
-    update, close = _progress_bar(quiet=False)
-    try:
-        summary = run_labeling(
-            args.folder, clf, args.out,
-            recursive=args.recursive, top_k=args.top_k, review_below=args.review_below,
-            batch_size=args.batch_size, workers=args.workers, progress=update, cancel=cancel,
-            sort_dest=args.sort_into, move=args.move,
-        )  # fmt: skip
-    except LabelingError as e:
-        close()
-        print(f"fashion-label: error: {e}", file=err)
-        return 2
-    except OSError as e:
-        close()
-        print(f"fashion-label: error: {e.filename or args.out}: {e.strerror or e}", file=err)
-        return 2
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGINT, old)
-    close()
+
+
+def _on_ctrl_c(cancel: threading.Event) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if cancel.is_set():  # a second Ctrl-C: everything written so far is already in the journal
+            print(f"\n{PROG}: aborted; run the same command again to continue", file=sys.stderr, flush=True)
+            os._exit(130)
+        cancel.set()
+        print("\nstopping: writing what is labelled so far (Ctrl-C again to abort)...", file=sys.stderr)
+
+    return handler
+
+
+def report(args: argparse.Namespace, summary: LabelSummary) -> int:
     print(summary.line())
     if summary.this_run:
         print(f"{summary.this_run} images this run in {summary.seconds:.1f} s ({summary.rate:.0f} images/s)")
     if args.sort_into is not None:
         print(f"{'moved' if args.move else 'copied'} {summary.sorted_files} files into {args.sort_into}")
     if summary.cancelled:
-        print("interrupted: run the same command again to continue", file=err)
+        print("interrupted: run the same command again to continue", file=sys.stderr)
         return 130
     if summary.total == 0:
-        print(f"fashion-label: warning: {args.folder}: no images found", file=err)
+        print(f"{PROG}: warning: {args.folder}: no images found", file=sys.stderr)
     return 1 if summary.errors else 0
+
+
+def run(args: argparse.Namespace, cancel: threading.Event) -> int:
+    problem = check_args(args)
+    if problem:
+        print(f"{PROG}: error: {problem}", file=sys.stderr)
+        return 2
+    close: Callable[[], None] = lambda: None  # noqa: E731
+    try:
+        with native_stderr_silenced(not args.verbose):  # LiteRT: "INFO: Created ... XNNPACK delegate"
+            clf = load(args.model, threads=args.threads)
+        engine = _engine(args, clf)
+        update, close = _progress_bar()
+        summary = run_labeling(
+            args.folder, clf, args.out,
+            recursive=args.recursive, top_k=args.top_k, review_below=args.review_below,
+            batch_size=args.batch_size, workers=args.workers, progress=update, cancel=cancel,
+            sort_dest=args.sort_into, move=args.move, engine=engine,
+        )  # fmt: skip
+    except (ModelLoadError, LabelingError) as e:
+        close()
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        close()
+        print(f"{PROG}: error: {e.filename or args.out or args.folder}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    close()
+    return report(args, summary)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cancel = threading.Event()
+    in_main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, _on_ctrl_c(cancel)) if in_main else None
+    try:
+        return run(args, cancel)
+    except KeyboardInterrupt:  # e.g. while the model loads, before the handler could help
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
 
 
 if __name__ == "__main__":

@@ -256,9 +256,14 @@ class _DaemonPool:
             except BaseException as e:  # delivered to the waiting run
                 f.set_exception(e)
 
-    def shutdown(self) -> None:
+    def shutdown(self, wait_s: float = 2.0) -> None:
+        """Stop the threads; wait up to ``wait_s`` for files being decoded (a thread stuck on a
+        file is left behind: it cannot keep the process alive)."""
         for _ in self._threads:
             self._q.put(None)
+        end = time.monotonic() + wait_s
+        for t in self._threads:
+            t.join(max(0.0, end - time.monotonic()))
 
 
 def _chunks(seq: Sequence[Any], n: int) -> list[Sequence[Any]]:
