@@ -57,6 +57,8 @@ class FileResult:
     accuracy_above: float = float("nan")  # accuracy of those items
     notes: dict[str, Any] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # cosine of the file's embedding output with the float reference's: mean, min, 1st percentile
+    embedding_cosine: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -66,11 +68,29 @@ def runtime_logits(
     path: str | Path, x: np.ndarray, threads: int | None = None, batch: int = 256
 ) -> tuple[np.ndarray, list[str]]:
     """Logits of a model file through ``runtime.load`` (ONNX Runtime / LiteRT), and its class names."""
+    logits, _, classes = runtime_outputs(path, x, threads, batch)
+    return logits, classes
+
+
+def runtime_outputs(
+    path: str | Path, x: np.ndarray, threads: int | None = None, batch: int = 256
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Logits, embeddings (None for a file without that output) and class names, through the runtime."""
     from fashion_edge.runtime import load
 
     clf = load(path, threads=threads)
-    outs = [np.asarray(clf.logits(x[i : i + batch])) for i in range(0, len(x), batch)]
-    return np.concatenate(outs), list(clf.classes)
+    if not clf.meta.embedding_output:
+        outs = [np.asarray(clf.logits(x[i : i + batch])) for i in range(0, len(x), batch)]
+        return np.concatenate(outs), None, list(clf.classes)
+    pairs = [clf.logits_and_embedding(x[i : i + batch]) for i in range(0, len(x), batch)]
+    return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]), list(clf.classes)
+
+
+def cosine_summary(emb: np.ndarray, ref: np.ndarray) -> dict[str, float]:
+    from fashion_edge.export.embedding import cosine
+
+    c = cosine(emb, ref)
+    return {"mean": float(c.mean()), "min": float(c.min()), "p01": float(np.percentile(c, 1))}
 
 
 def evaluate_file(
@@ -85,11 +105,12 @@ def evaluate_file(
     temperature: float,
     threshold: float,
     threads: int | None = None,
+    ref_emb: np.ndarray | None = None,
 ) -> FileResult:
-    """Score one file on the test split against the reference predictions."""
+    """Score one file on the test split against the reference predictions (and embeddings)."""
     from fashion_edge.export.calibration import accuracy_above, softmax
 
-    logits, file_classes = runtime_logits(path, x, threads)
+    logits, emb, file_classes = runtime_outputs(path, x, threads)
     k = len(ref.recall)
     if logits.shape != (len(x), k):
         raise GateError(f"{path.name}: outputs shape {logits.shape}, expected ({len(x)}, {k})")
@@ -102,6 +123,8 @@ def evaluate_file(
         recall_delta=[a - b for a, b in zip(s.recall, ref.recall, strict=True)], top1_delta=s.top1 - ref.top1,
         coverage=cov, accuracy_above=acc,
     )  # fmt: skip
+    if emb is not None and ref_emb is not None and emb.shape == ref_emb.shape:
+        res.embedding_cosine = cosine_summary(emb, ref_emb)
     if file_classes != classes:
         res.failures.append(f"{path.name} names its classes {file_classes}, expected {classes}")
     return res

@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from fashion_edge.export.embedding import cached, meta_changes
 from fashion_edge.export.formats import Artifact, ExportContext
 
 OPSET = 17  # tf2onnx 1.17 supports <= 18
 INPUT_NAME = "input"
+
+
+def _model(ctx: ExportContext) -> object:
+    """The Keras model to convert: outputs [logits, embedding] when the model has a logits layer."""
+    return cached(ctx, "float", ctx.model)
 
 
 def float_model_path(ctx: ExportContext) -> Path:
@@ -31,13 +38,13 @@ def float_model_path(ctx: ExportContext) -> Path:
 
         h, w, c = ctx.meta.input_shape
         spec = [tf.TensorSpec((None, h, w, c), tf.float32, name=INPUT_NAME)]
-        proto, _ = tf2onnx.convert.from_keras(ctx.model, input_signature=spec, opset=OPSET)
+        proto, _ = tf2onnx.convert.from_keras(_model(ctx), input_signature=spec, opset=OPSET)
         path.write_bytes(proto.SerializeToString())
     return path
 
 
 def write_float32(ctx: ExportContext) -> Artifact:
-    return Artifact(float_model_path(ctx).read_bytes(), {}, {"opset": OPSET})
+    return Artifact(float_model_path(ctx).read_bytes(), meta_changes(_model(ctx)), {"opset": OPSET})
 
 
 class _Reader:
@@ -89,8 +96,8 @@ def _session(path: Path) -> Any:
 
 
 def _logits(sess: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
-    name = sess.get_inputs()[0].name
-    outs = [sess.run(None, {name: x[i : i + batch].astype(np.float32)})[0] for i in range(0, len(x), batch)]
+    name, out = sess.get_inputs()[0].name, [sess.get_outputs()[0].name]  # logits come first
+    outs = [sess.run(out, {name: x[i : i + batch].astype(np.float32)})[0] for i in range(0, len(x), batch)]
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
@@ -129,4 +136,4 @@ def write_int8(ctx: ExportContext) -> Artifact:
     raw = (ctx.workdir / f"int8_pc{int(best == 'per_channel')}.onnx").read_bytes()
     notes = {"method": "PTQ (onnxruntime static, QDQ s8/s8)", "weights": best, "trials": trials,
              "float_nodes": exclude, "calibration_images": len(ctx.calib)}  # fmt: skip
-    return Artifact(raw, {}, notes)
+    return Artifact(raw, meta_changes(_model(ctx)), notes)

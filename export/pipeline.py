@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fashion_edge.export.calibration import (
     TEMPERATURE_BOUNDS,
     accuracy_above,
@@ -26,6 +27,7 @@ from fashion_edge.export.calibration import (
     representative_set,
     softmax,
 )
+from fashion_edge.export.embedding import cached
 from fashion_edge.export.formats import (
     FAMILIES,
     ExportContext,
@@ -34,7 +36,15 @@ from fashion_edge.export.formats import (
     present,
     select_formats,
 )
-from fashion_edge.export.gate import FileResult, GateError, Scores, apply_gate, evaluate_file, goals
+from fashion_edge.export.gate import (
+    FileResult,
+    GateError,
+    Scores,
+    apply_gate,
+    evaluate_file,
+    goals,
+    runtime_outputs,
+)
 from fashion_edge.export.report import write_report
 from fashion_edge.runtime.metadata import MetadataError, ModelMetadata, load_json, save_json
 from fashion_edge.training.data import load_split, read_splits
@@ -123,6 +133,13 @@ def _load_keras(run: Path, meta: ModelMetadata, threads: int | None) -> Any:
 
 def _keras_logits(model: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict(x.astype(np.float32), batch_size=256, verbose=0), np.float64)
+
+
+def _keras_embeddings(two: Any, x: np.ndarray) -> np.ndarray | None:
+    """The float reference's embeddings (None when the model has no embedding output)."""
+    if not isinstance(two.output, (list, tuple)):
+        return None
+    return np.asarray(two.predict(x.astype(np.float32), batch_size=256, verbose=0)[1], np.float64)
 
 
 def _data_source(data: Path | None, meta: ModelMetadata) -> Path | None:
@@ -237,9 +254,10 @@ def export_run(opts: ExportOptions) -> dict[str, Any]:
     results: list[FileResult] = []
     try:
         ctx = ExportContext(model, base, calib, val_x, val_y, work, qat_model, opts.threads)
+        ref_emb = _keras_embeddings(cached(ctx, "float", model), test_x)
         for i, fmt in enumerate(formats, 1):
             log(f"[4/6] ({i}/{len(formats)}) writing {fmt.filename}")
-            results.append(_write_one(fmt, ctx, out, test_x, test_y, ref_pred, ref, opts.threads))
+            results.append(_write_one(fmt, ctx, out, test_x, test_y, ref_pred, ref, opts.threads, ref_emb))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -290,6 +308,7 @@ def _write_one(
     ref_pred: np.ndarray,
     ref: Scores,
     threads: int | None,
+    ref_emb: np.ndarray | None = None,
 ) -> FileResult:
     """Convert, evaluate through the runtime, embed the file's own test metrics, rename into place."""
     try:
@@ -301,7 +320,7 @@ def _write_one(
     scratch.write_bytes(embed_metadata(fmt, art.raw, meta))
     res = evaluate_file(
         scratch, fmt, test_x, test_y, ref_pred, ref, classes=meta.classes,
-        temperature=meta.temperature, threshold=meta.review_threshold, threads=threads,
+        temperature=meta.temperature, threshold=meta.review_threshold, threads=threads, ref_emb=ref_emb,
     )  # fmt: skip
     res.notes = art.notes
     metrics = {**meta.metrics, "test_top1": res.scores.top1 / 100, "test_macro_f1": res.scores.macro_f1 / 100,
@@ -339,10 +358,16 @@ def verify_folder(
     if not files:
         raise ExportError(f"{model_dir}: no model files found")
     results = []
+    ref_emb = None  # embeddings: compared with the float32 ONNX file's (the Keras model is not here)
+    if (model_dir / "model_float32.onnx").is_file():
+        try:
+            ref_emb = runtime_outputs(model_dir / "model_float32.onnx", x, threads)[1]
+        except ValueError:  # a damaged float file: the loop below reports it
+            ref_emb = None
     for fmt, path in files:
         try:
             results.append(evaluate_file(path, fmt, x, y, ref_pred, ref, classes=meta.classes, temperature=meta.temperature,
-                                         threshold=meta.review_threshold, threads=threads))  # fmt: skip
+                                         threshold=meta.review_threshold, threads=threads, ref_emb=ref_emb))  # fmt: skip
         except ValueError as e:  # runtime.ModelLoadError: damaged file or metadata
             raise GateError(f"export gate failed: {e}") from None
     return results, apply_gate(results, meta.classes, max_drop, max_class_drop)

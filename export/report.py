@@ -89,6 +89,14 @@ def render_markdown(rep: dict[str, Any]) -> str:
     for r in rep["files"]:
         if r["notes"]:
             lines.append(f"- {r['file']}: `{json.dumps(r['notes'], sort_keys=True)}`")
+    embs = [r for r in rep["files"] if r.get("embedding_cosine")]
+    if embs:
+        lines += ["", "## Embedding output (for runtime.adapter)", "",
+                  "Cosine similarity of each file's embedding with the float reference's, per test image:", "",
+                  "| file | mean | 1st percentile | min |", "|---|---|---|---|"]  # fmt: skip
+        for r in embs:
+            c = r["embedding_cosine"]
+            lines.append(f"| {r['file']} | {c['mean']:.4f} | {c['p01']:.4f} | {c['min']:.4f} |")
     lines += ["", "## Goals (measured, not gated)", ""]
     for name, g in rep["goals"].items():
         lines.append(

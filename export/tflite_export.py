@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
+
+from fashion_edge.export.embedding import cached, meta_changes
 from fashion_edge.export.formats import Artifact, ExportContext
 
 
@@ -21,6 +23,23 @@ def _converter(model: Any) -> Any:
     import tensorflow as tf
 
     return tf.lite.TFLiteConverter.from_keras_model(model)
+
+
+def _model(ctx: ExportContext, qat: bool = False) -> Any:
+    """The Keras model to convert: outputs [logits, embedding] when the model has a logits layer."""
+    return cached(ctx, "qat", ctx.qat_model) if qat else cached(ctx, "float", ctx.model)
+
+
+def _logits_index(it: Any) -> int:
+    """Tensor index of the logits output (by signature name in a two-output file, else the first)."""
+    try:
+        sig = it.get_signature_runner().get_output_details()
+    except ValueError:  # no signature
+        sig = {}
+    for name, detail in sig.items():
+        if name.endswith("logits"):
+            return int(detail["index"])
+    return int(it.get_output_details()[0]["index"])
 
 
 def _representative(calib: np.ndarray) -> Any:
@@ -32,16 +51,18 @@ def _representative(calib: np.ndarray) -> Any:
 
 
 def write_float32(ctx: ExportContext) -> Artifact:
-    return Artifact(_converter(ctx.model).convert(), {}, {})
+    model = _model(ctx)
+    return Artifact(_converter(model).convert(), meta_changes(model), {})
 
 
 def write_float16(ctx: ExportContext) -> Artifact:
     import tensorflow as tf
 
-    conv = _converter(ctx.model)
+    model = _model(ctx)
+    conv = _converter(model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.target_spec.supported_types = [tf.float16]
-    return Artifact(conv.convert(), {}, {"weights": "float16, computed in float32 on CPU"})
+    return Artifact(conv.convert(), meta_changes(model), {"weights": "float16, computed in float32 on CPU"})
 
 
 def _convert_int8(model: Any, calib: np.ndarray, int8_io: bool) -> bytes:
@@ -66,7 +87,7 @@ def _val_scores(flatbuffer: bytes, ctx: ExportContext) -> dict[str, float]:
     from ai_edge_litert.interpreter import Interpreter
 
     it = Interpreter(model_content=flatbuffer, num_threads=ctx.threads or 1)
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    inp, out = it.get_input_details()[0], _logits_index(it)
     preds = []
     for i in range(0, len(ctx.val_x), 256):
         batch = ctx.val_x[i : i + 256].astype(np.float32)
@@ -74,7 +95,7 @@ def _val_scores(flatbuffer: bytes, ctx: ExportContext) -> dict[str, float]:
         it.allocate_tensors()
         it.set_tensor(inp["index"], batch)
         it.invoke()
-        preds.append(it.get_tensor(out["index"]).argmax(1))
+        preds.append(it.get_tensor(out).argmax(1))
     pred = np.concatenate(preds)
     ref = np.asarray(ctx.model.predict(ctx.val_x.astype(np.float32), verbose=0)).argmax(1)
     return {"val_top1": float((pred == ctx.val_y).mean()), "val_agreement": float((pred == ref).mean())}
@@ -85,8 +106,8 @@ def choose_method(ctx: ExportContext) -> str:
     if ctx.qat_model is None:
         return "PTQ"
     if "int8_method" not in ctx.choices:
-        trials = {m: _val_scores(_convert_int8(model, ctx.calib, False), ctx)
-                  for m, model in (("PTQ", ctx.model), ("QAT", ctx.qat_model))}  # fmt: skip
+        trials = {m: _val_scores(_convert_int8(_model(ctx, m == "QAT"), ctx.calib, False), ctx)
+                  for m in ("PTQ", "QAT")}  # fmt: skip
         key = {m: (t["val_top1"], t["val_agreement"]) for m, t in trials.items()}
         ctx.choices["int8_method"] = "QAT" if key["QAT"] >= key["PTQ"] else "PTQ"
         ctx.choices["int8_trials"] = trials
@@ -95,12 +116,12 @@ def choose_method(ctx: ExportContext) -> str:
 
 def _int8(ctx: ExportContext, int8_io: bool) -> Artifact:
     method = choose_method(ctx)
-    model = ctx.qat_model if method == "QAT" else ctx.model
+    model = _model(ctx, qat=method == "QAT")
     raw = _convert_int8(model, ctx.calib, int8_io)
     notes: dict[str, Any] = {"method": method, "calibration_images": len(ctx.calib)}
     if "int8_trials" in ctx.choices:
         notes["trials"] = ctx.choices["int8_trials"]
-    changes: dict[str, Any] = {}
+    changes: dict[str, Any] = meta_changes(model)
     if int8_io:
         scale, zero = input_quantization(raw)
         changes["input_quant"] = {"scale": scale, "zero_point": zero}
