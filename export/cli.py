@@ -3,7 +3,10 @@
     fashion-export --int8 runs/articletype8 --out models/articletype8
     fashion-export --verify models/articletype8        # re-run the parity gate, no TensorFlow
 
-TensorFlow is imported only when converting, so ``--help`` and ``--verify`` stay fast.
+TensorFlow is imported only when converting, so ``--help`` and ``--verify`` stay fast; a base
+install (no ``[train]`` extra) gets one line naming what to install. Exit status: 0 done, 1 the
+parity gate failed, 2 usage or input problems (one line, prefixed ``fashion-export: error:``),
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tf_keras (Keras 2): needed by tfmot
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from fashion_edge.export.formats import FAMILIES  # noqa: E402
+
+PROG = "fashion-export"
 
 
 def _families(text: str) -> tuple[str, ...]:
@@ -46,7 +50,7 @@ def _fraction(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="fashion-export",
+        prog=PROG,
         description="Export a fashion-train run to float/int8 TFLite and ONNX, each file self-describing, "
         "each evaluated on the test split through the product runtime (the parity gate).",
     )
@@ -81,12 +85,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--verify", action="store_true", help="re-run the gate on an exported folder, write nothing"
     )
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's own start-up log lines")
     return p
 
 
+def converter_modules(args: argparse.Namespace) -> list[str]:
+    """The ``[train]`` modules this export needs (none for ``--verify``)."""
+    if args.verify:
+        return []
+    names = ["tensorflow", "tf_keras"]
+    names += ["tf2onnx", "onnx"] if "onnx" in args.formats else []
+    names += ["tensorflow_model_optimization"] if args.qat else []
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the exit status (0 ok, 1 gate failed or bad input, 2 usage)."""
+    """Entry point; returns the exit status (0 ok, 1 gate failed, 2 usage or bad input)."""
     args = build_parser().parse_args(argv)
+    from fashion_edge.training.cli import import_tensorflow, needs_train_extra
+
+    if line := needs_train_extra(PROG, converter_modules(args)):
+        print(line, file=sys.stderr)
+        return 2
+    if not args.verify:
+        import_tensorflow(args.verbose)
     from fashion_edge.export.gate import GateError
     from fashion_edge.export.pipeline import ExportError, ExportOptions, export_run, verify_folder
 
@@ -103,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r.file}: top-1 {r.scores.top1:.2f}% ({r.top1_delta:+.2f}), agreement {r.agreement:.2f}%"
                 )
             if failures:
-                raise GateError("export gate failed: " + "; ".join(failures))
+                print(f"{PROG}: export gate failed: " + "; ".join(failures), file=sys.stderr)
+                return 1
             print(f"gate passed: {len(results)} file(s) in {args.run}")
             return 0
         opts = ExportOptions(
@@ -113,17 +136,25 @@ def main(argv: list[str] | None = None) -> int:
             data=args.data, threads=args.threads, command=command,
         )  # fmt: skip
         rep = export_run(opts)
-    except (ExportError, GateError, ValueError, OSError) as e:
-        print(str(e).splitlines()[0] if str(e) else type(e).__name__, file=sys.stderr)
+    except GateError as e:  # the files were made but fail the parity gate
+        print(f"{PROG}: {_first_line(e)}", file=sys.stderr)
         return 1
+    except (ExportError, ValueError, OSError) as e:
+        print(f"{PROG}: error: {_first_line(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
     for f in rep["files"]:
         print(f"{f['file']}: {f['size_bytes'] / 1e6:.2f} MB, top-1 {f['scores']['top1']:.2f}% "
               f"({f['top1_delta']:+.2f}), agreement {f['agreement']:.2f}%")  # fmt: skip
     print(f"wrote {rep['out']} (gate passed; see export_report.md)")
     return 0
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 if __name__ == "__main__":

@@ -135,9 +135,9 @@ def test_missing_or_incomplete_run_is_one_line(tmp_path, capsys, remove, message
         for name in ("model.keras", "splits.csv"):
             (run / name).write_text("x")
         (run / remove).unlink()
-    assert main([str(run), "--int8"]) == 1
+    assert main([str(run), "--int8"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0]
+    assert len(err) == 1 and message in err[0] and err[0].startswith("fashion-export: error: ")
 
 
 # --- a real export of a tiny trained model -----------------------------------------------------
@@ -217,7 +217,7 @@ def test_verify_passes_then_catches_tampered_files(tiny_export, tmp_path, capsys
     capsys.readouterr()
     assert main([str(copy), "--verify"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("export gate failed: model_int8.onnx lost") and len(err.splitlines()) == 1
+    assert err.startswith("fashion-export: export gate failed: model_int8.onnx lost") and len(err.splitlines()) == 1
 
     shutil.copy(out / "model_int8.onnx", copy / "model_int8.onnx")
     flat = (out / "model_int8.tflite").read_bytes()  # same weights, class names in the wrong order
@@ -249,7 +249,7 @@ def test_impossible_review_threshold_fails_before_writing(tiny_export, tmp_path,
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "out"
-    assert main([str(run), "--int8", "--review-precision", "0.9", "--out", str(out)]) == 1
+    assert main([str(run), "--int8", "--review-precision", "0.9", "--out", str(out)]) == 2
     assert "no review threshold reaches 90.0% precision" in capsys.readouterr().err
     assert not list(out.glob("model_*"))
 
@@ -259,7 +259,7 @@ def test_metadata_disagreeing_with_model_output(tiny_export, tmp_path, capsys) -
     run = _edit_run(tiny_export[0], tmp_path / "run")
     meta = read_metadata(run / "metadata.json")
     (run / "metadata.json").write_text(meta.replace(classes=[*meta.classes, "Extra"]).to_json())
-    assert main([str(run), "--review-precision", "0.9", "--out", str(tmp_path / "out")]) == 1
+    assert main([str(run), "--review-precision", "0.9", "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert "model.keras: model outputs" in err and "lists 4 classes" in err and len(err.splitlines()) == 1
 
@@ -276,10 +276,10 @@ def test_converter_failure_leaves_no_finished_looking_file(
     monkeypatch.setattr(onnx_export, "write_float32", broken)
     out = tmp_path / "out"
     assert (
-        main([str(tiny_export[0]), "--formats", "onnx", "--review-precision", "0.9", "--out", str(out)]) == 1
+        main([str(tiny_export[0]), "--formats", "onnx", "--review-precision", "0.9", "--out", str(out)]) == 2
     )
     err = capsys.readouterr().err.strip()
-    assert err == "model_float32.onnx: converter failed (RuntimeError: simulated converter crash)"
+    assert err == "fashion-export: error: model_float32.onnx: converter failed (RuntimeError: simulated converter crash)"
     assert not (out / "model_float32.onnx").exists() and not list(out.glob(".*"))
 
 

@@ -198,14 +198,14 @@ def test_cli_writes_a_set_and_reports_bad_input(
     assert len(list((out / "images").glob("*.jpg"))) == len(picked)
     assert "wrote 4" in capsys.readouterr().out
     missing = tmp_path / "nope"
-    assert webcam.main([str(missing), "--out", str(out)]) == 1
+    assert webcam.main([str(missing), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("fashion-webcamset: error:") and str(missing) in err[0]
-    assert webcam.main([str(run), "--out", str(out), "--split", "val", "--data", str(tiny_catalogue)]) == 1
+    assert webcam.main([str(run), "--out", str(out), "--split", "val", "--data", str(tiny_catalogue)]) == 2
     assert "val" in capsys.readouterr().err
     with open(run / "splits.csv", "a", encoding="utf-8") as f:
         f.write(f"{picked[0]['id']},Sunglasses,test\n")
-    assert webcam.main([str(run), "--out", str(out), "--data", str(tiny_catalogue)]) == 1
+    assert webcam.main([str(run), "--out", str(out), "--data", str(tiny_catalogue)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "Sunglasses" in err[0] and "splits.csv" in err[0]
 

@@ -7,9 +7,11 @@ training recipe of its seed (optimizer, batch size, callbacks), in one place.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tfmot needs Keras 2 (tf-keras); before TF import
 
@@ -322,10 +324,55 @@ def count_params(name: str, input_shape=(80, 60, 3), num_classes: int = 8) -> in
     return int(REGISTRY[name].build(input_shape, num_classes).count_params())
 
 
+# Parameter counts of the registry at each model's usual input, so that ``fashion-train --models``
+# answers without building every TensorFlow graph (19 s). tests/test_cli.py checks the file
+# against the builders; rewrite it with ``python -m fashion_edge.training.models``.
+PARAMS_FILE = Path(__file__).with_name("model_params.json")
+
+
+def _listed(spec: ModelSpec) -> tuple[list[int], int]:
+    return list(spec.input_shape()), 10 if spec.input_kind == "fmnist" else 8
+
+
+def cached_params() -> dict[str, int]:
+    """Registry name -> parameter count, for the entries whose cached input and classes still match."""
+    try:
+        cache = json.loads(PARAMS_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    out = {}
+    for name, spec in REGISTRY.items():
+        hit = cache.get(name)
+        if isinstance(hit, dict) and [hit.get("input_shape"), hit.get("classes")] == list(_listed(spec)):
+            out[name] = int(hit["params"])
+    return out
+
+
+def listing_needs_tensorflow() -> bool:
+    """True when some registry entry is not in the cache (its graph must be built to count)."""
+    return set(cached_params()) != set(REGISTRY)
+
+
 def listing() -> str:
     """One line per model: name, parameter count at its usual input, summary."""
-    lines = []
+    cached, lines = cached_params(), []
     for name, spec in REGISTRY.items():
-        shape, k = spec.input_shape(), 10 if spec.input_kind == "fmnist" else 8
-        lines.append(f"{name:15s} {count_params(name, shape, k):>11,d} params  {spec.summary}")
+        shape, k = _listed(spec)
+        n = cached[name] if name in cached else count_params(name, tuple(shape), k)
+        lines.append(f"{name:15s} {n:>11,d} params  {spec.summary}")
     return "\n".join(lines)
+
+
+def write_params_cache() -> dict[str, dict]:
+    """Build every registry model once and write PARAMS_FILE."""
+    cache = {}
+    for name, spec in REGISTRY.items():
+        shape, k = _listed(spec)
+        cache[name] = {"input_shape": shape, "classes": k, "params": count_params(name, tuple(shape), k)}
+    lines = [f"  {json.dumps(name)}: {json.dumps(entry)}" for name, entry in cache.items()]
+    PARAMS_FILE.write_text("{\n" + ",\n".join(lines) + "\n}\n", encoding="utf-8")
+    return cache
+
+
+if __name__ == "__main__":
+    print(f"wrote {PARAMS_FILE} ({len(write_params_cache())} models)")

@@ -29,7 +29,6 @@ import numpy as np  # noqa: E402
 from fashion_edge.runtime.metadata import ModelMetadata, save_json  # noqa: E402
 from fashion_edge.training import data as D  # noqa: E402
 from fashion_edge.training.evaluate import evaluate_run, load_images  # noqa: E402
-from fashion_edge.training.finetune import FinetuneError, finetune  # noqa: E402
 from fashion_edge.training.fit import (  # noqa: E402
     checkpoint_callback,
     compile_model,
@@ -38,8 +37,7 @@ from fashion_edge.training.fit import (  # noqa: E402
     phases,
     set_phase,
 )
-from fashion_edge.training.lite0 import PretrainedError  # noqa: E402
-from fashion_edge.training.models import REGISTRY, listing  # noqa: E402
+from fashion_edge.training.models import REGISTRY  # noqa: E402
 from fashion_edge.training.recipes import CATALOGUE_RECIPES, RECIPES, UNKNOWN, Labelled, add_negatives, fmnist  # noqa: E402
 from fashion_edge.training.splits import read_split_pairs, stratified_split, write_splits  # noqa: E402
 
@@ -263,72 +261,9 @@ def parse_size(text: str) -> tuple[int, int]:
     return h, w
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="fashion-train", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    p.add_argument("--data", help="catalogue folder or tarball (default ../shared/data/...)")
-    p.add_argument("--recipe", default="articletype8", choices=RECIPES)
-    p.add_argument("--model", default="compact", help="a registry name (see --models)")
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--batch", type=int)
-    p.add_argument("--lr", type=float)
-    p.add_argument(
-        "--input", metavar="HxW", help="input size for catalogue models (default: the model's, e.g. 160x120)"
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="run folder (default runs/<recipe>-<model>)")
-    p.add_argument("--limit", type=int, help="use at most N items per split (smoke tests)")
-    p.add_argument(
-        "--negatives",
-        type=int,
-        default=0,
-        help="add an 'unknown' class of N items of other articleTypes (outlier exposure)",
-    )
-    p.add_argument("--min-images", type=int, help="override the recipe's minimum images per class")
-    p.add_argument("--threads", type=int, help="TensorFlow intra-op threads")
-    p.add_argument(
-        "--webcam-aug", type=float, default=0.0, help="share of training images given webcam-like looks"
-    )
-    p.add_argument("--resume", metavar="RUN", help="continue a stopped run from its last checkpoint")
-    p.add_argument("--evaluate", metavar="RUN", help="re-evaluate a run on its test split")
-    p.add_argument(
-        "--finetune", metavar="RUN", help="fine-tune RUN's model on --extra images (a new run folder)"
-    )
-    p.add_argument(
-        "--extra", metavar="DIR", help="sorting-table images: the app's journal/captures or <class>/ folders"
-    )
-    p.add_argument("--models", action="store_true", help="list the model registry with parameter counts")
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        if args.models:
-            print(listing())
-            return 0
-        if args.evaluate:
-            run = Path(args.evaluate)
-            if not (run / "model.keras").exists() or not (run / "metadata.json").exists():
-                raise TrainError(f"{run}: not a trained run (needs model.keras and metadata.json)")
-            info = evaluate_run(run, args.data)
-            print(f"{run}: test top-1 {info['test']['top1']:.4f}, macro-F1 {info['test']['macro_f1']:.4f}")
-            return 0
-        if args.finetune:
-            if not args.extra:
-                raise TrainError("--finetune needs --extra DIR")
-            finetune(args)
-            return 0
-        train(args)
-        return 0
-    except (TrainError, FinetuneError, PretrainedError, D.DataError, FileNotFoundError) as e:
-        print(f"fashion-train: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("fashion-train: interrupted", file=sys.stderr)
-        return 130
-
+# The entry point ``fashion-train`` is training/cli.py: it parses the arguments before TensorFlow
+# is imported (``--help`` and bad options answer at once) and names the extra to install.
+from fashion_edge.training.cli import main, parse_args  # noqa: E402,F401,I001
 
 if __name__ == "__main__":
     sys.exit(main())

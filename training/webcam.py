@@ -207,14 +207,21 @@ def _photo_texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarr
     return _colour(rng)[None, None, :] * pattern[:, :, None]
 
 
+class WebcamDependencyError(ImportError):
+    """scikit-image is missing: seeded webcam-like sets would silently differ, so they are refused."""
+
+
 @lru_cache(maxsize=1)
 def _sample_textures() -> tuple[np.ndarray, ...]:
+    """scikit-image's bundled texture photos. No fallback: a different bank would change every
+    "seeded" webcam-like set between installs without a word."""
     try:
         from skimage import data
-
-        return tuple(getattr(data, name)() for name in ("brick", "gravel", "grass"))
-    except Exception:  # scikit-image missing or its data unreadable: procedural textures only
-        return (np.full((256, 256), 128, np.uint8),)
+    except ImportError:
+        raise WebcamDependencyError(
+            "webcam-like images need scikit-image (its brick/gravel/grass photos): pip install 'fashion-edge[train]'"
+        ) from None
+    return tuple(getattr(data, name)() for name in ("brick", "gravel", "grass"))
 
 
 _GENERATORS = (_plain, _plain, _wood, _wood, _tiles, _weave, _gradient, _photo_texture, _photo_texture)
@@ -548,9 +555,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         out = make_webcam_set(args.run_or_model_dir, args.out, args.split, args.seed, args.per_image,
                               data=args.data, strength=args.strength)  # fmt: skip
-    except (DataError, MetadataError, ImageError, ValueError, OSError) as e:
+    except (DataError, MetadataError, ImageError, ValueError, OSError, WebcamDependencyError) as e:
         print(f"fashion-webcamset: error: {_one_line(e)}", file=sys.stderr)
-        return 1
+        return 2
     n = sum(1 for _ in open(out / "labels.csv", encoding="utf-8")) - 1
     print(
         f"wrote {n} webcam-like images to {out / 'images'}, labels {out / 'labels.csv'}, sheet {out / 'contact_sheet.png'}"
