@@ -104,7 +104,7 @@ def find_images(folder: str | Path, recursive: bool = False, skip: Iterable[Path
     sorted, hidden names skipped; sub-folders without recursion limits, symlinked folders not
     followed, folders in ``skip`` left out."""
     root = Path(folder)
-    skipped = {os.path.normcase(str(Path(s).resolve())) for s in skip}
+    skipped = {_resolved(str(s)) for s in skip}
     found: list[Path] = []
     stack = [root]
     while stack:
@@ -123,15 +123,15 @@ def find_images(folder: str | Path, recursive: bool = False, skip: Iterable[Path
             except OSError:
                 is_dir = False
             if is_dir:
-                if (
-                    recursive
-                    and not e.is_symlink()
-                    and os.path.normcase(os.path.realpath(e.path)) not in skipped
-                ):
+                if recursive and not e.is_symlink() and not (skipped and _resolved(e.path) in skipped):
                     stack.append(Path(e.path))
             elif os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES:
                 found.append(Path(e.path))
     return sorted(found, key=lambda p: os.fsencode(p))
+
+
+def _resolved(path: str) -> str:
+    return os.path.normcase(os.path.realpath(path))
 
 
 # --- the pure core -------------------------------------------------------------------------------

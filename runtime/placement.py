@@ -64,8 +64,11 @@ def candidates(folder: Path, name: str) -> Iterator[Path]:
     """``name``, ``name (1)``, ``name (2)``... each shortened so that it fits 255 bytes."""
     stem, suffix = os.path.splitext(name)
     suffix = suffix if len(os.fsencode(suffix)) <= 16 else ""
+    if len(os.fsencode(name)) <= MAX_NAME_BYTES:
+        yield folder / name
+    else:
+        yield folder / f"{_shorten(stem, MAX_NAME_BYTES - len(os.fsencode(suffix)))}{suffix}"
     stem = _shorten(stem, MAX_NAME_BYTES - SUFFIX_ROOM - len(os.fsencode(suffix)))
-    yield folder / f"{stem}{suffix}"
     n = 1
     while True:
         yield folder / f"{stem} ({n}){suffix}"
