@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fashion_edge.benchmarks import floors as floor_checks
 from fashion_edge.benchmarks.labelbench import label_in_subprocess, write_images
 from fashion_edge.benchmarks.latency import WorkerError, measure_in_subprocess

@@ -29,6 +29,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="play these images as the camera (demo, testing)",
     )
     ap.add_argument("--settings", type=Path, help="keep settings in this .ini file instead of the user's")
+    ap.add_argument("--verbose", action="store_true", help="show OpenCV/LiteRT log lines (camera probing)")
     ap.add_argument("--exit-after-first-prediction", action="store_true", help=argparse.SUPPRESS)
     return ap.parse_args(argv)
 
@@ -58,6 +59,9 @@ def load_first_model(holder: object, candidates: Sequence[Path | None]) -> list[
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    from fashion_edge.runtime.quiet import quiet_environment
+
+    quiet_environment(args.verbose)  # before OpenCV loads: no "[ WARN ]" lines when no camera answers
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 

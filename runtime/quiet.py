@@ -24,8 +24,15 @@ def quiet_environment(verbose: bool = False) -> None:
     """Set the native libraries' log levels before they are imported (keeps values the user set)."""
     if verbose:
         return
+    opencv_chosen = "OPENCV_LOG_LEVEL" in os.environ
     for key, value in QUIET_ENV.items():
         os.environ.setdefault(key, value)
+    cv2 = sys.modules.get("cv2")  # already loaded (the runtime imports it): its level is set by now
+    if cv2 is not None and not opencv_chosen:
+        try:
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        except AttributeError:
+            pass
 
 
 @contextmanager

@@ -122,3 +122,25 @@ def test_webcam_like_images_refuse_to_run_without_scikit_image(monkeypatch) -> N
             webcam._sample_textures()
     finally:
         webcam._sample_textures.cache_clear()
+
+
+def test_opencv_camera_warnings_are_silenced_unless_verbose(monkeypatch, capfd) -> None:
+    import cv2
+
+    from fashion_edge.runtime.quiet import quiet_environment
+
+    logging = cv2.utils.logging
+    before = logging.getLogLevel()
+    for key in ("OPENCV_LOG_LEVEL", "TF_CPP_MIN_LOG_LEVEL"):
+        monkeypatch.delenv(key, raising=False)
+    try:
+        logging.setLogLevel(logging.LOG_LEVEL_WARNING)
+        quiet_environment(verbose=True)
+        assert logging.getLogLevel() == logging.LOG_LEVEL_WARNING and "OPENCV_LOG_LEVEL" not in os.environ
+        quiet_environment()
+        assert logging.getLogLevel() == logging.LOG_LEVEL_ERROR
+        assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+        cv2.VideoCapture(98).release()  # no such camera: OpenCV would print "[ WARN ]" lines
+        assert "WARN" not in capfd.readouterr().err
+    finally:
+        logging.setLogLevel(before)

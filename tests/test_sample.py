@@ -10,11 +10,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+
 from fashion_edge.benchmarks import sample_set
 from fashion_edge.benchmarks.bench import main
 from fashion_edge.training import data as D
 from fashion_edge.training.data import read_splits
-
 from tests.conftest import requires_catalogue
 
 REPO = Path(__file__).resolve().parent.parent
