@@ -195,8 +195,24 @@ def test_1200_nested_folders_are_listed_without_recursion_error(tmp_path):
             f.write(b"x")
     finally:
         os.close(fd)
-    found = find_images(d, recursive=True)
-    assert len(found) == 1 and found[0].name == "x.jpg"
+    try:
+        found = find_images(d, recursive=True)
+        assert len(found) == 1 and found[0].name == "x.jpg"
+    finally:
+        remove_deep(d)
+
+
+def remove_deep(top: Path) -> None:
+    """Delete a chain of nested "d" folders without recursion (shutil.rmtree would overflow)."""
+    fds = [os.open(top, os.O_RDONLY)]
+    while "d" in os.listdir(fds[-1]):
+        fds.append(os.open("d", os.O_RDONLY, dir_fd=fds[-1]))
+    for name in os.listdir(fds[-1]):
+        os.unlink(name, dir_fd=fds[-1])
+    while len(fds) > 1:
+        os.close(fds.pop())
+        os.rmdir("d", dir_fd=fds[-1])
+    os.close(fds[0])
 
 
 def test_too_many_threads_are_clamped_to_the_cores(model, tmp_path, capsys):
