@@ -39,7 +39,8 @@ def corrections(folder: Path, n: int) -> list[tuple[Path, str]]:
     return out
 
 
-def refit(app, window, timer_ms: int = 5) -> dict[str, float]:
+def refit(app, window, timer_ms: int = 5, idle_s: float = 0.0) -> dict[str, float]:
+    """One refit (or, with ``idle_s``, the same wait with no refit: the machine's own baseline)."""
     from PySide6.QtCore import QTimer
 
     ctl = window.learning
@@ -48,17 +49,28 @@ def refit(app, window, timer_ms: int = 5) -> dict[str, float]:
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     timer.start(timer_ms)
     t0 = time.perf_counter()
-    job = ctl.learn()
-    if job is None:
+    job = None if idle_s else ctl.learn()
+    if job is None and not idle_s:
         raise SystemExit(f"app_refit: {ctl.panel.summary.text()}")
-    while not (job.done.is_set() and not ctl.panel.running):
+
+    def busy() -> bool:
+        if job is None:
+            return time.perf_counter() - t0 < idle_s
+        return not (job.done.is_set() and not ctl.panel.running)
+
+    while busy():
         app.processEvents()
         time.sleep(0.001)
     t1 = time.perf_counter()
     timer.stop()
     stamps = [t0, *[t for t in ticks if t0 <= t <= t1], t1]
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    return {"wall_s": job.wall_s, "ui_s": t1 - t0, "max_gap_ms": 1000 * max(gaps), "ticks": len(stamps) - 2}
+    return {
+        "wall_s": job.wall_s if job else 0.0,
+        "ui_s": t1 - t0,
+        "max_gap_ms": 1000 * max(gaps),
+        "ticks": len(stamps) - 2,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         for path, label in items[:-1]:
             window.learning.record(path, label, "folder")
         runs = [("cold", refit(app, window))]
+        runs.append(("no refit (baseline)", refit(app, window, idle_s=runs[0][1]["ui_s"])))
         window.learning.record(*items[-1], "folder")
         runs.append(("warm, 1 new", refit(app, window)))
         runs.append(("warm again", refit(app, window)))
@@ -106,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"model {clf.path} ({clf.format} {clf.precision}); {len(items) - 1} corrections from {args.corrections}"
         )
-        print(f"cores available: {os.cpu_count()} (shared machine: compare runs of one invocation)")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"cores: {os.cpu_count()}, load average {load:.1f} (compare rows of one invocation only)")
         print("| refit | worker wall s | UI wait s | max event-loop gap ms | timer ticks |")
         print("|---|---|---|---|---|")
         for name, r in runs:

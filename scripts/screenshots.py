@@ -58,6 +58,34 @@ def pick_images(classes: list[str], n: int, skip: int = 0) -> list[tuple[Path, s
     return out
 
 
+def learning_shot(app: QApplication, window: MainWindow, clf, out: Path) -> None:
+    """After learning from 90 corrections, then Jeans taught from 10 photos: the learning bar."""
+    if not clf.meta.embedding_output:
+        print(f"{out / 'learning.png'}: skipped, {clf.path.name} has no embedding output (re-export it)")
+        return
+    session, ctl = window.session, window.learning
+    truth = {p.name: t for p, t in pick_images(list(clf.classes), 30)}
+    for i, row in enumerate(session.model.rows):  # the person labels every readable item
+        if not row.error and row.path in truth:
+            session.set_label(i, truth[row.path])
+    for p, t in pick_images(list(clf.classes), 60, skip=40):  # and saved 60 camera items earlier
+        ctl.record(p, t, "capture")
+    ctl.learn()
+    wait(app, lambda: ctl.job is not None and ctl.job.done.is_set() and not ctl.panel.running, 300)
+    jeans = [p for p, _ in pick_images(["Jeans"], 10, skip=5)]
+    ctl.dialogs.teach_class = lambda *_a: ("Jeans", jeans)
+    ctl.teach()  # then a new class from 10 photos
+    wait(app, lambda: ctl.job is not None and ctl.job.done.is_set() and not ctl.panel.running, 300)
+    session.proxy.refresh()
+    window.folder.show_current()
+    for _ in range(20):
+        app.processEvents()
+    shot = out / "learning.png"
+    window.grab().save(str(shot))
+    alert = ctl.panel.alert.text()
+    print(f"{shot}: {ctl.panel.summary.text()}{' | ' + alert if alert else ''}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="model file (default: the shipped int8 model)")
@@ -80,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
             p for p, t in pick_images([cls], 40, skip=25) if t == cls and clf.predict([p])[0].label == cls
         )
         frame = on_background(read_image(item_path), 480, 640, grey=236, fill=0.97)
+        settings = AppSettings.at(tmp / "settings.ini")
+        settings.q.setValue("learning/refit_every", 0)  # learning.png: refits only when asked
         window = MainWindow(
-            AppSettings.at(tmp / "settings.ini"),
+            settings,
             holder,
             camera_factory=lambda _i: FakeCamera([frame], fps=30.0, name="USB camera"),
             pool=QThreadPool(),
@@ -127,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{shot}: {c['total']} items, {c['review']} need review, {c['errors']} unreadable, {c['human']} reviewed"
         )
+        learning_shot(app, window, clf, args.out)
         window.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -162,7 +162,7 @@ def test_store_keeps_examples_last_label_wins_and_survives_a_torn_line(tmp_path)
         (str(b.resolve()), "Watches"),
         (str(a.resolve()), "Jeans"),
     ]
-    assert store.new_since_fit() == 4
+    assert store.new_since_fit() == 2  # two images
 
 
 def test_store_fit_uses_cached_embeddings_and_skips_unreadable(tmp_path, clf):

@@ -157,8 +157,8 @@ class LearningStore:
         return list(dict.fromkeys(self.current_labels().values()))
 
     def new_since_fit(self) -> int:
-        """Rows recorded after the last refit was installed."""
-        return max(0, len(self.rows()) - int(self._state().get("fitted_rows", 0)))
+        """Images labelled (or relabelled) after the last refit was installed."""
+        return len({ex.path for ex in self.rows()[int(self._state().get("fitted_rows", 0)) :]})
 
     def _state(self) -> dict[str, Any]:
         try:

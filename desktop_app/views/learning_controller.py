@@ -107,8 +107,18 @@ class LearningController(QObject):
                 self.problem = str(e).splitlines()[0] if str(e) else type(e).__name__
                 adapter = None
             if adapter is not None:
-                self.holder.set_adapter(adapter)
+                self._use(adapter)
         self.refresh()
+
+    def _use(self, adapter: Any) -> bool:
+        """Predict through ``adapter``; if the runtime rejects it, say why and keep the plain model."""
+        try:
+            self.holder.set_adapter(adapter)
+        except ValueError as e:  # AdapterError: e.g. a class name the metadata rules reject
+            self.problem = str(e).splitlines()[0] if str(e) else type(e).__name__
+            self.holder.set_adapter(None)
+            return False
+        return True
 
     def classes(self) -> list[str]:
         """What the label pickers offer: the classes in use, then labels taught but not learned yet."""
@@ -261,7 +271,7 @@ class LearningController(QObject):
             return
         self.refused = None
         self.problem = ""
-        self.holder.set_adapter(result.adapter)
+        self._use(result.adapter)
         self.refresh()
 
     def use_anyway(self) -> None:
