@@ -290,7 +290,7 @@ def test_export_csv_one_row_per_item(rig_factory, tmp_path):
     rig.dialogs.csv = tmp_path / "out.csv"
     rig.window.export_csv()
     text = (tmp_path / "out.csv").read_text().splitlines()
-    assert text[0] == "path,label,confidence,top_k,needs_review,error,source"
+    assert text[0] == "path,label,confidence,top_k,needs_review,error,source,model"
     assert len(text) == 1 + 5
     assert read_labels(tmp_path / "out.csv")[rows[good].path].label == "Watches"
 

@@ -1,8 +1,10 @@
 """One opened folder: labels it in the background, takes corrections, sorts and exports.
 
 The journal is ``<folder>/fashion-labels.csv``, the file ``fashion-label <folder>`` writes by
-default: reopening a folder resumes, and every correction is appended (source=human,
-confidence 1.0, last row wins) and fsync'ed the moment it is made.
+default (``runtime.labeling.JOURNAL_NAME``): reopening a folder resumes, and every correction is
+appended (source=human, confidence 1.0, last row wins) and fsync'ed the moment it is made. While
+the folder is being labelled the journal's lock is held, so ``fashion-label`` on the same folder
+refuses; the review flag of model rows follows ``runtime.review.needs_review``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QObject, QThreadPool, Signal
+
 from fashion_edge.desktop_app.models.label_table import (
     ItemRow,
     LabelTableModel,
@@ -18,19 +22,19 @@ from fashion_edge.desktop_app.models.label_table import (
     row_from_record,
 )
 from fashion_edge.desktop_app.workers.jobs import FunctionJob, LabelingJob
+from fashion_edge.runtime.journal import serialise, write_atomically
 from fashion_edge.runtime.labeling import (
-    FIELDS,
+    JOURNAL_NAME,
     LabelingError,
     LabelRecord,
     append_records,
+    find_images,
     read_labels,
     relative_key,
     sort_into,
 )
-from fashion_edge.runtime.preprocess import list_images
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from fashion_edge.runtime.review import needs_review
 
-JOURNAL_NAME = "fashion-labels.csv"
 REFRESH_S = 0.25  # re-read the journal at most this often while a job runs
 
 
@@ -70,6 +74,7 @@ class FolderSession(QObject):
         self.sort_job: FunctionJob | None = None
         self.batch_size = 16  # small batches: the grid fills visibly and cancel answers fast
         self.threshold: float | None = None  # None: keep the journal's needs_review flags
+        self.meta: Any = None  # the classifier's metadata (unknown class, stored threshold)
         self._last_refresh = 0.0
 
     @property
@@ -85,12 +90,13 @@ class FolderSession(QObject):
             return
         journal = root / JOURNAL_NAME
         try:
-            paths = [relative_key(p, root) for p in list_images(root)]
+            paths = [relative_key(p, root) for p in find_images(root)]
             known = read_labels(journal)
         except (OSError, LabelingError) as e:
-            self.failed.emit(str(e))
+            self.failed.emit(str(e) if isinstance(e, LabelingError) else f"{root}: {e.strerror or e}")
             return
         self.folder, self.journal = root, journal
+        self.meta = getattr(classifier, "meta", None)
         self.model.reset(root, paths)
         wanted = set(paths)
         self.model.update_rows([self._row(r) for r in known.values() if r.path in wanted])
@@ -127,8 +133,8 @@ class FolderSession(QObject):
 
     def _row(self, rec: LabelRecord) -> ItemRow:
         row = row_from_record(rec)
-        if self.threshold is not None and row.source == "model" and not row.error:
-            row.needs_review = row.confidence < self.threshold
+        if self.threshold is not None and row.source == "model" and not row.error and self.meta is not None:
+            row.needs_review = needs_review(row.label, row.confidence, self.meta, self.threshold)
         return row
 
     def set_threshold(self, value: float | None) -> None:
@@ -193,11 +199,9 @@ class FolderSession(QObject):
         return job
 
     def export(self, path: str | Path) -> int:
-        """Write the current labels (one row per item) to a new CSV in the journal format."""
+        """Write the current labels (one row per item) to a CSV in the journal format, through the
+        journal's writer (formula cells escaped, names as UTF-8), atomically."""
         out = Path(path)
         records = self.records()
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(",".join(FIELDS) + "\n", encoding="utf-8")
-        append_records(tmp, records)
-        tmp.replace(out)
+        write_atomically(out, serialise(out, records, header=True).encode("utf-8"))
         return len(records)

@@ -21,7 +21,9 @@ class JobSignals(QObject):
 class LabelingJob(QRunnable):
     """Labels a folder with ``runtime.labeling.run_labeling``: same code and CSV as ``fashion-label``.
 
-    Resumable (rows already in the CSV are skipped) and cancellable through ``cancel()``.
+    Resumable (valid rows already in the journal are skipped), holds the journal's lock while it
+    runs, and cancellable through ``cancel()``: ``done`` is set within a fraction of a second even
+    when a file blocks its reader (decoding threads never keep the job alive).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class LabelingJob(QRunnable):
         self.cancel_event.set()
 
     def run(self) -> None:
+        from fashion_edge.runtime.journal import one_line
         from fashion_edge.runtime.labeling import run_labeling
 
         try:
@@ -63,7 +66,7 @@ class LabelingJob(QRunnable):
                 cancel=self.cancel_event,
             )
         except Exception as e:  # OSError (read-only folder), ValueError...: one line, never a traceback
-            self.signals.failed.emit(f"{type(e).__name__}: {e}" if not str(e) else str(e))
+            self.signals.failed.emit(one_line(str(e)) if str(e) else type(e).__name__)
         else:
             self.signals.finished.emit(summary)
         finally:
