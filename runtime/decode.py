@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import stat
 import struct
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,8 +124,12 @@ def read_header(data: bytes) -> Header:
             raw = str(im.tile[0][3] if im.tile and isinstance(im.tile[0][3], str) else im.mode)
             depth = 4 if im.mode in ("I", "F") else 2 if "16" in raw or "16" in im.mode else 1
             return Header(fmt, w, h, max(3, len(im.getbands())) * depth)
-    except Image.DecompressionBombError:
-        raise ImageError(f"image too large (more than {MAX_PIXELS:,} pixels)") from None
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as e:  # Pillow's own check (> 2 x MAX_IMAGE_PIXELS)
+        n = re.search(r"\((\d+) pixels\)", str(e))
+        size = f"{int(n.group(1)):,} pixels" if n else f"more than {MAX_PIXELS:,} pixels"
+        raise ImageError(f"image too large ({size}, limit {MAX_PIXELS:,})") from None
     except (UnidentifiedImageError, SyntaxError, OSError, ValueError, EOFError, struct.error):
         raise ImageError("not a decodable image (corrupt, truncated or not an image)") from None
 
@@ -211,3 +217,29 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> np.
     still at least ``MARGIN`` x this (see ``decode_image``).
     """
     return decode_image(read_file(path), min_size)
+
+
+# Decode workers, measured with benchmarks/photobench.py on 2 cores (README: labeling speed):
+# 12 MP JPEGs (~600 KB) are decode-bound and want one worker per core plus one (the main thread
+# infers while workers decode); 60x80 thumbnails (~4 KB) are bound by Python overhead, where more
+# threads only contend for the GIL.
+PHOTO_FILE_BYTES = 200_000  # median file size from which a folder counts as photos
+PHOTO_WORKERS = (os.cpu_count() or 1) + 1
+THUMBNAIL_WORKERS = 2
+MAX_WORKERS = 4 * (os.cpu_count() or 1)  # an absurd --workers is clamped to this
+
+
+def choose_workers(paths: Sequence[str | Path], requested: int | None = None, sample: int = 16) -> int:
+    """Decode threads for a folder: ``requested`` clamped to 1..MAX_WORKERS, or else from the median
+    size of the first ``sample`` files (photos want more workers than thumbnails)."""
+    if requested is not None:
+        return max(1, min(int(requested), MAX_WORKERS))
+    sizes = []
+    for p in paths[:sample]:
+        try:
+            sizes.append(os.stat(p).st_size)
+        except OSError:
+            continue
+    if not sizes:
+        return THUMBNAIL_WORKERS
+    return PHOTO_WORKERS if float(np.median(sizes)) >= PHOTO_FILE_BYTES else THUMBNAIL_WORKERS

@@ -11,10 +11,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from fashion_edge.runtime.decode import (  # noqa: F401  (public names, re-exported)
     MARGIN,
     MAX_PIXELS,
     ImageError,
+    choose_workers,
     decode_image,
     read_image,
 )
