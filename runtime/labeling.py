@@ -47,7 +47,7 @@ from fashion_edge.runtime.journal import (
     scan,
 )
 from fashion_edge.runtime.placement import PlacementError, place_all, sanitize_folder_name
-from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, read_image
+from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, choose_workers, read_image
 
 __all__ = [
     "FIELDS", "SOURCES", "JOURNAL_NAME", "REVIEW_FOLDER", "LabelingError", "LabelRecord", "LabelSummary",
@@ -140,7 +140,7 @@ def _resolved(path: str) -> str:
 def _decode(clf: Any, path: Path) -> np.ndarray | str:
     """Prepared model input, or the error message for this file."""
     try:
-        return clf.prepare(read_image(path))
+        return clf.prepare(read_image(path, min_size=(clf.meta.height, clf.meta.width)))  # reduced JPEG decode
     except ImageError as e:
         return one_line(str(e))
     except (MemoryError, OSError, ValueError) as e:  # e.g. cv2 failing on an absurd image
@@ -337,7 +337,7 @@ def run_labeling(
     top_k: int = 3,
     review_below: float | None = None,
     batch_size: int = 64,
-    workers: int = 2,
+    workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     cancel: threading.Event | None = None,
     sort_dest: str | Path | None = None,
@@ -383,7 +383,8 @@ def run_labeling(
         if progress:
             progress(resumed, len(images))
         batches = _chunks(todo, max(1, batch_size))
-        run = engine or local_engine(clf, top_k, review_below, max(1, workers))
+        workers = choose_workers([p for _, p in todo], workers)  # None: from the files' sizes
+        run = engine or local_engine(clf, top_k, review_below, workers)
         results = run(batches, cancel)
         with JournalWriter(out, sync_every_batch=dest is not None and move) as journal, _closing(results):
             for recs in results:
