@@ -15,10 +15,13 @@ from fashion_edge.training.data import CATALOGUE_DIR, FMNIST_DIR  # noqa: E402
 from tests.fakedata import make_catalogue  # noqa: E402
 
 requires_catalogue = pytest.mark.skipif(
-    not CATALOGUE_DIR.exists(), reason=f"real catalogue not found at {CATALOGUE_DIR} (../shared/data absent)"
+    not CATALOGUE_DIR.exists(),
+    reason=f"needs the full catalogue at {CATALOGUE_DIR}: put 'Fashion Product Images (Small)' there "
+    "(styles.csv + images/, or its .tar.gz) or set FASHION_EDGE_DATA (README, Set up)",
 )
 requires_fmnist = pytest.mark.skipif(
-    not FMNIST_DIR.exists(), reason=f"Fashion-MNIST not found at {FMNIST_DIR} (../shared/data absent)"
+    not FMNIST_DIR.exists(),
+    reason=f"needs Fashion-MNIST IDX files at {FMNIST_DIR}, or set FASHION_EDGE_DATA (README, Set up)",
 )
 
 
