@@ -52,7 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--move", dest="move", action="store_true", help="move files when sorting")
     p.set_defaults(move=False)
     p.add_argument("--threads", type=int, default=None, help="inference threads (default: runtime's choice)")
-    p.add_argument("--workers", type=int, default=2, help="image decoding threads (default: 2)")
+    p.add_argument(
+        "--workers", type=int, default=None,
+        help="image decoding threads (default: from the file sizes: more for photos than thumbnails)",
+    )  # fmt: skip
     p.add_argument("--batch-size", type=int, default=64, help="images per inference batch (default: 64)")
     p.add_argument(
         "--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
@@ -67,7 +70,7 @@ def check_args(args: argparse.Namespace) -> str | None:
     if (
         args.top_k < 1
         or args.batch_size < 1
-        or args.workers < 1
+        or (args.workers is not None and args.workers < 1)
         or (args.threads is not None and args.threads < 1)
     ):
         return "--top-k, --batch-size, --workers and --threads must be at least 1"
@@ -82,7 +85,7 @@ def check_args(args: argparse.Namespace) -> str | None:
             file=sys.stderr,
         )
         args.threads = cores
-    args.workers = min(args.workers, 4 * cores)
+    args.workers = None if args.workers is None else min(args.workers, 4 * cores)
     return None
 
 
