@@ -18,6 +18,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from fashion_edge.runtime.adapter import AdapterError
+from fashion_edge.runtime.adapter_cli import add_adapter_args, apply_adapter, check_adapter_args
 from fashion_edge.runtime.classifier import ModelLoadError, default_model_path, load
 from fashion_edge.runtime.labeling import JOURNAL_NAME, LabelingError, LabelSummary, run_labeling
 from fashion_edge.runtime.quiet import native_stderr_silenced
@@ -62,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="label with Ray Data actors (needs the [scale] extra): a local Ray, or the cluster at ADDRESS",
     )  # fmt: skip
     p.add_argument("--verbose", action="store_true", help="let LiteRT/ONNX Runtime print their own log lines")
+    add_adapter_args(p)
     return p
 
 
@@ -78,6 +81,8 @@ def check_args(args: argparse.Namespace) -> str | None:
         return "--review-below must be between 0 and 1"
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".jsonl"):
         return f"{args.out}: --out must end in .csv or .jsonl"
+    if check_adapter_args(args):
+        return check_adapter_args(args)
     cores = os.cpu_count() or 1
     if args.threads is not None and args.threads > cores:  # more threads than cores only thrash
         print(
@@ -160,6 +165,7 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> int:
     try:
         with native_stderr_silenced(not args.verbose):  # LiteRT: "INFO: Created ... XNNPACK delegate"
             clf = load(args.model, threads=args.threads)
+        clf = apply_adapter(args, clf, PROG)
         engine = _engine(args, clf)
         update, close = _progress_bar()
         summary = run_labeling(
@@ -168,7 +174,7 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> int:
             batch_size=args.batch_size, workers=args.workers, progress=update, cancel=cancel,
             sort_dest=args.sort_into, move=args.move, engine=engine,
         )  # fmt: skip
-    except (ModelLoadError, LabelingError) as e:
+    except (ModelLoadError, LabelingError, AdapterError) as e:
         close()
         print(f"{PROG}: error: {e}", file=sys.stderr)
         return 2

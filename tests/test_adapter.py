@@ -221,3 +221,55 @@ def test_fitting_never_imports_tensorflow(model):
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+# --- fashion-label --learn-from / --save-adapter / --adapter -------------------------------------
+
+
+def _label(args: list[str], capsys) -> tuple[int, str, str]:
+    from fashion_edge.runtime.label_cli import main
+
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_fashion_label_learns_a_new_class_from_a_folder_and_reuses_the_fit(model, tmp_path, capsys):
+    import csv
+
+    learn, todo = tmp_path / "learn", tmp_path / "todo"
+    _write(learn / "Tshirts", "red", 4)
+    _write(learn / "Watches", "green", 4)
+    _write(learn / "Jeans", "yellow", 4)
+    todo.mkdir()
+    for i in range(3):
+        img = coloured(COLOURS["yellow"], 900 + i)
+        cv2.imwrite(str(todo / f"y{i}.png"), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+    ad_file = tmp_path / "data" / "adapter.npz"
+    out1 = tmp_path / "a.csv"
+    code, _, err = _label([str(todo), "--model", str(model), "--out", str(out1), "--learn-from", str(learn),
+                           "--save-adapter", str(ad_file)], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "adapter learned from 12 items" in err and ad_file.is_file()
+    assert {r["label"] for r in csv.DictReader(open(out1, encoding="utf-8"))} == {"Jeans"}
+
+    out2 = tmp_path / "b.csv"
+    code, _, err = _label(
+        [str(todo), "--model", str(model), "--out", str(out2), "--adapter", str(ad_file)], capsys
+    )
+    assert code == 0, err
+    assert {r["label"] for r in csv.DictReader(open(out2, encoding="utf-8"))} == {"Jeans"}
+
+    ad_file.write_bytes(b"garbage")
+    code, _, err = _label([str(todo), "--model", str(model), "--out", str(tmp_path / "c.csv"), "--adapter",
+                           str(ad_file)], capsys)  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "adapter.npz: " in err
+
+    (learn / "Empty").mkdir()
+    code, _, err = _label([str(todo), "--model", str(model), "--out", str(tmp_path / "d.csv"), "--learn-from",
+                           str(learn)], capsys)  # fmt: skip
+    assert code == 2 and err.strip().endswith("Empty: empty class folder (no image files)")
+    assert len(err.strip().splitlines()) == 1
+
+    code, _, err = _label([str(todo), "--model", str(model), "--save-adapter", str(ad_file)], capsys)
+    assert code == 2 and "--save-adapter needs --learn-from DIR" in err
