@@ -22,7 +22,11 @@ import numpy as np
 
 from fashion_edge.runtime.preprocess import ImageError, fit_image, read_image
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# A checkout (or editable install) keeps runs/, .cache/ and ../shared/data around the repo. An
+# installed package (wheel, ``pip install .``) must not write into site-packages: it treats the
+# current folder as its work folder instead (FASHION_EDGE_DATA / FASHION_EDGE_CACHE override both).
+REPO_ROOT = _PACKAGE_ROOT if (_PACKAGE_ROOT / "pyproject.toml").is_file() else Path.cwd()
 SHARED_DATA = Path(os.environ.get("FASHION_EDGE_DATA", REPO_ROOT.parent / "shared" / "data"))
 CACHE_DIR = Path(os.environ.get("FASHION_EDGE_CACHE", REPO_ROOT / ".cache"))
 CATALOGUE_DIR = SHARED_DATA / "fashion-product-images-small"
