@@ -1,4 +1,11 @@
-"""Refitting the adapter off the UI thread: a QThreadPool job like the labelling job."""
+"""Refitting the adapter off the UI thread: a QThreadPool job like the labelling job.
+
+The fit runs with one BLAS thread: its matrices are small (a few hundred examples x the embedding
+size), and OpenBLAS's second thread only spins against the camera and UI threads. Measured on the
+2-core shared VM (load average ~12): a warm 200-correction refit (LearningStore.fit) took 5.5-6.4 s
+with 2 BLAS threads and 0.36-0.56 s with 1. threadpoolctl limits only libraries already loaded, so
+SciPy's own OpenBLAS is imported first.
+"""
 
 from __future__ import annotations
 
@@ -45,12 +52,16 @@ class LearnJob(QRunnable):
     def run(self) -> None:
         t0 = time.perf_counter()
         try:
-            result = self.store.fit(
-                self.classifier,
-                force=self.force,
-                progress=lambda s, d, t: self.signals.progress.emit(str(s), int(d), int(t)),
-                cancelled=self.cancel_event.is_set,
-            )
+            import scipy.optimize  # noqa: F401  (the fit's BLAS: loaded before the limit is set)
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(limits=1, user_api="blas"):
+                result = self.store.fit(
+                    self.classifier,
+                    force=self.force,
+                    progress=lambda s, d, t: self.signals.progress.emit(str(s), int(d), int(t)),
+                    cancelled=self.cancel_event.is_set,
+                )
         except Cancelled:
             self.wall_s = time.perf_counter() - t0
             self.signals.cancelled.emit()
