@@ -146,8 +146,12 @@ def load_test_set(a: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, list[s
     try:
         x, y, ids, classes = load_split(a.model_dir, "test", data=a.data)
     except DataError as e:
-        if a.data is not None or not a.quick or "catalogue found" not in str(e):
+        if a.data is not None or "catalogue found" not in str(e):
             raise
+        if not a.quick:
+            raise BenchError(
+                f"{e} (the full benchmark needs it: README, Set up; --quick uses the embedded sample)"
+            ) from None
         from fashion_edge.benchmarks.sample_set import SAMPLE_DIR, SampleError, load_sample
 
         try:

@@ -80,7 +80,8 @@ def test_full_bench_and_explicit_data_do_not_fall_back(tmp_path, monkeypatch, ca
         main([str(SHIPPED), "--quick", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "b")]) == 2
     )
     err = capsys.readouterr().err
-    assert "embedded sample" not in err and err.count("fashion-bench: ") == 2
+    assert "using the embedded sample" not in err and err.count("fashion-bench: ") == 2
+    assert "README, Set up" in err.splitlines()[0]
 
 
 @requires_catalogue
