@@ -291,6 +291,7 @@ def test_gate_refusal_is_shown_and_use_anyway_installs(rig_factory, tmp_path, mo
     assert not (ctl.store.folder / ADAPTER_NAME).exists()
     assert ctl.panel.alert_box.isVisibleTo(rig.window)
     assert "safety gate refused" in ctl.panel.alert.text() and "5.0 points" in ctl.panel.alert.text()
+    assert ctl.panel.teach_button.isEnabled() and ctl.panel.learn_button.isEnabled()
     ctl.panel.use_anyway_button.click()
     rig.qtbot.waitUntil(lambda: rig.holder.adapter is not None, timeout=20000)
     assert rig.holder.adapter.forced

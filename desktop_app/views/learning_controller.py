@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QWidget
 from fashion_edge.desktop_app.model_holder import ModelHolder
 from fashion_edge.desktop_app.models.learning import AUTO_REFIT_EVERY, FitResult, LearningStore
 from fashion_edge.desktop_app.settings import AppSettings
-from fashion_edge.desktop_app.views.learning_panel import LearningPanel, adapter_details, summary_text
+from fashion_edge.desktop_app.views.learning_panel import LearningPanel, adapter_details, pct, summary_text
 from fashion_edge.desktop_app.workers.learn_worker import LearnJob
 
 REFIT_EVERY_KEY = "learning/refit_every"  # the named setting N: refit after N new corrections (0 = off)
@@ -258,8 +258,11 @@ class LearningController(QObject):
         a = self.refused.adapter if self.refused else None
         if a is None:
             return ""
+        held = ""
+        if a.heldout_acc is not None:
+            held = f"; your held-out items {pct(a.heldout_acc)}, was {pct(a.heldout_acc_before)}"
         return (
-            f"⚠ The safety gate refused the new adapter ({a.n_examples} items): {a.refusal}. "
+            f"⚠ The safety gate refused the new adapter ({a.n_examples} items{held}): {a.refusal}. "
             "The model in use is unchanged."
         )
 
