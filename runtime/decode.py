@@ -224,9 +224,10 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> np.
 # infers while workers decode); 60x80 thumbnails (~4 KB) are bound by Python overhead, where more
 # threads only contend for the GIL.
 PHOTO_FILE_BYTES = 200_000  # median file size from which a folder counts as photos
-PHOTO_WORKERS = (os.cpu_count() or 1) + 1
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+PHOTO_WORKERS = CORES + 1
 THUMBNAIL_WORKERS = 2
-MAX_WORKERS = 4 * (os.cpu_count() or 1)  # an absurd --workers is clamped to this
+MAX_WORKERS = 4 * CORES  # an absurd --workers is clamped to this
 
 
 def choose_workers(paths: Sequence[str | Path], requested: int | None = None, sample: int = 16) -> int:

@@ -229,7 +229,7 @@ def test_workers_follow_file_sizes_and_are_clamped(tmp_path):
     assert decode.choose_workers(small) == decode.THUMBNAIL_WORKERS
     assert decode.choose_workers(big) == decode.PHOTO_WORKERS
     assert decode.choose_workers([]) == decode.THUMBNAIL_WORKERS
-    assert decode.choose_workers(big, requested=1000) == decode.MAX_WORKERS == 4 * (os.cpu_count() or 1)
+    assert decode.choose_workers(big, requested=1000) == decode.MAX_WORKERS == 4 * decode.CORES
     assert decode.choose_workers(big, requested=1) == 1
 
 
