@@ -140,7 +140,8 @@ def _resolved(path: str) -> str:
 def _decode(clf: Any, path: Path) -> np.ndarray | str:
     """Prepared model input, or the error message for this file."""
     try:
-        return clf.prepare(read_image(path, min_size=(clf.meta.height, clf.meta.width)))  # reduced JPEG decode
+        # reduced JPEG decode: no larger than the model needs
+        return clf.prepare(read_image(path, min_size=(clf.meta.height, clf.meta.width)))
     except ImageError as e:
         return one_line(str(e))
     except (MemoryError, OSError, ValueError) as e:  # e.g. cv2 failing on an absurd image

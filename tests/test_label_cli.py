@@ -13,8 +13,8 @@ from pathlib import Path
 
 import cv2
 import pytest
-from fashion_edge.runtime.label_cli import main
 
+from fashion_edge.runtime.label_cli import main
 from tests.onnx_tiny import colour_image, make_tiny_models
 from tests.test_labeling import BAD, GOOD, make_bad_corpus
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from fashion_edge.runtime import load
 from fashion_edge.runtime.labeling import (
     FIELDS,
@@ -21,7 +22,6 @@ from fashion_edge.runtime.labeling import (
     sanitize_folder_name,
     sort_into,
 )
-
 from tests.onnx_tiny import colour_image, make_tiny_models
 
 CLASSES = ["Tshirts", "Watches", "Casual Shoes"]

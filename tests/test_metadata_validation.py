@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from fashion_edge.runtime.classifier import ModelLoadError, load
 from fashion_edge.runtime.metadata import MetadataError, ModelMetadata
 

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from fashion_edge.export.calibration import accuracy_above, choose_review_threshold
 from fashion_edge.runtime.metadata import ModelMetadata
 from fashion_edge.runtime.review import auto_accepted, needs_review
