@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from fashion_edge.runtime.classifier import DEFAULT_MODEL, load
-from fashion_edge.runtime.journal import JournalLock, JournalWriter, LabelRecord
+from fashion_edge.runtime.journal import JournalWriter, LabelRecord
+from fashion_edge.runtime.journal_guard import JournalLock
 from fashion_edge.runtime.labeling import find_images, run_labeling
 
 

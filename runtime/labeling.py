@@ -31,21 +31,19 @@ import numpy as np
 from fashion_edge.runtime.journal import (
     FIELDS,
     SOURCES,
-    JournalLock,
     JournalWriter,
     LabelingError,
     LabelRecord,
     append_records,
-    bind_to_folder,
     is_jsonl,
     is_trusted,
-    model_fingerprint,
     one_line,
     path_key,
     read_labels,
     repair_journal,
     scan,
 )
+from fashion_edge.runtime.journal_guard import JournalLock, bind_to_folder, model_fingerprint
 from fashion_edge.runtime.placement import PlacementError, place_all, sanitize_folder_name
 from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, choose_workers, read_image
 

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from fashion_edge.runtime.journal import LabelRecord, model_fingerprint
+from fashion_edge.runtime.journal import LabelRecord
+from fashion_edge.runtime.journal_guard import model_fingerprint
 
 Batch = Sequence[tuple[str, Path]]
 

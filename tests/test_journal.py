@@ -14,13 +14,11 @@ import pytest
 from fashion_edge.runtime import load
 from fashion_edge.runtime.journal import (
     FIELDS,
-    JournalLock,
     LabelRecord,
     append_records,
-    model_fingerprint,
     read_labels,
-    sidecar_of,
 )
+from fashion_edge.runtime.journal_guard import JournalLock, model_fingerprint, sidecar_of
 from fashion_edge.runtime.label_cli import main
 from fashion_edge.runtime.labeling import JOURNAL_NAME, LabelingError, run_labeling
 from tests.onnx_tiny import colour_image, make_tiny_models
