@@ -1,4 +1,4 @@
-"""The labeling journal: rows, CSV/JSONL format, escaping, repair, binding to a folder and a lock.
+"""The labeling journal: rows, CSV/JSONL format, escaping, reading, repair and appending.
 
 Format (``.csv``; ``.jsonl`` has the same fields as keys): a header and one row per labelled
 file, appended as files are labelled; the last row for a path wins.

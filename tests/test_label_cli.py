@@ -99,9 +99,9 @@ def make_slow_folder(folder: Path, n: int) -> None:
         (folder / f"img{i:05d}.jpg").write_bytes(blobs[i % 3])
 
 
-def start_cli(folder: Path, model: Path, out: Path) -> subprocess.Popen:
+def start_cli(folder: Path, model: Path, out: Path, *extra: str) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "fashion_edge.runtime.label_cli", str(folder), "--model", str(model), "--out", str(out),
-           "--batch-size", "4", "--workers", "1", "--threads", "1"]  # fmt: skip
+           "--batch-size", "4", "--workers", "1", "--threads", "1", *extra]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -152,3 +152,25 @@ def test_ctrl_c_stops_cleanly_with_130_and_resumes(model, tmp_path):
     proc = start_cli(folder, model, out)
     proc.communicate(timeout=300)
     assert proc.returncode == 0 and Counter(journal_paths(out)) == Counter(p.name for p in folder.iterdir())
+
+
+def test_kill_9_during_a_nested_move_keeps_every_file_twins_included(model, tmp_path):
+    folder, out, dest = tmp_path / "many", tmp_path / "labels.csv", tmp_path / "sorted"
+    make_slow_folder(folder, 600)
+    for year in ("2023", "2024"):  # identical twins under the same names in two sub-folders
+        (folder / year).mkdir()
+        for p in sorted(folder.glob("img000[0-9]*.jpg"))[:100]:
+            (folder / year / p.name).write_bytes(p.read_bytes())
+    total = sum(1 for p in folder.rglob("*.jpg"))
+    args = ("--recursive", "--move", "--sort-into", str(dest))
+    for stop_after in (60, 300):
+        proc = start_cli(folder, model, out, *args)
+        wait_for_rows(proc, out, stop_after)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    proc = start_cli(folder, model, out, *args)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr[-1000:]
+    moved = [p for p in dest.rglob("*") if p.is_file()]
+    assert len(moved) == total and not list(folder.rglob("*.jpg"))  # 800 files in, 800 out
+    assert not [p for p in moved if p.name.startswith(".")]  # no temporary files left
