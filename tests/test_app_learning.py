@@ -265,7 +265,10 @@ def test_ui_keeps_processing_events_during_a_refit(rig_factory, tmp_path, clf):
 
 
 class SlowEmbedding(SlowClassifier):
+    calls = 0
+
     def logits_and_embedding(self, x):
+        self.calls += 1
         time.sleep(self.delay_s)
         return self._clf.logits_and_embedding(x)
 
@@ -505,3 +508,53 @@ def test_fashion_app_starts_with_its_adapter_and_refuses_another_models(tmp_path
     assert out.returncode == 0, out.stderr
     assert "first-prediction" in out.stdout and "Jeans" not in out.stdout
     assert "Traceback" not in out.stderr
+
+
+def test_learning_in_the_app_never_imports_tensorflow(tmp_path, model_paths):
+    """The app's whole learning path (window, store, worker, gate's catalogue loader) without TensorFlow."""
+    import subprocess
+    import sys
+
+    photos = colour_items(tmp_path / "photos", 6)
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from fashion_edge import runtime\n"
+        "import fashion_edge.desktop_app.views.main_window\n"
+        "import fashion_edge.runtime.adapter_gate, fashion_edge.training.data\n"
+        "from fashion_edge.desktop_app.models.learning import LearningStore\n"
+        "from fashion_edge.desktop_app.workers.learn_worker import LearnJob\n"
+        f"store = LearningStore({str(tmp_path / 'learning')!r})\n"
+        f"for i, p in enumerate({[str(p) for p in photos]!r}):\n"
+        f"    store.add(p, {list(DEFAULT_CLASSES)!r}[i % 3])\n"
+        "got = []\n"
+        f"job = LearnJob(store, runtime.load({str(model_paths['a'])!r}))\n"
+        "job.signals.finished.connect(got.append)\n"
+        "job.signals.failed.connect(lambda m: print(m, file=sys.stderr))\n"
+        "job.run()\n"
+        "assert got and got[0].adapter.n_examples == 6, got\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras'))\n"
+        "assert not bad, bad\n"
+        "print('ok')\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+        cwd=Path(__file__).resolve().parent.parent,
+    )  # fmt: skip
+    assert res.returncode == 0 and res.stdout.strip() == "ok", res.stderr[-2000:]
+
+
+def test_stop_cancels_a_refit_between_batches(rig_factory, tmp_path, clf):
+    rig = rig_factory()
+    ctl = rig.window.learning
+    for i, p in enumerate(colour_items(tmp_path / "photos", 70)):  # 3 embedding batches
+        ctl.record(p, DEFAULT_CLASSES[i % 3])
+    slow = rig.holder.base = SlowEmbedding(clf, delay_s=0.3)
+    stopped: list[bool] = []
+    job = ctl.learn()
+    job.signals.cancelled.connect(lambda: stopped.append(True))
+    ctl.panel.cancel_button.click()
+    rig.qtbot.waitUntil(lambda: job.done.is_set() and not ctl.panel.running, timeout=10000)
+    assert stopped and slow.calls <= 1  # stopped at the next batch boundary
+    assert rig.holder.adapter is None and not (ctl.store.folder / ADAPTER_NAME).exists()
+    assert ctl.panel.learn_button.isEnabled()
