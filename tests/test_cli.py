@@ -144,3 +144,14 @@ def test_opencv_camera_warnings_are_silenced_unless_verbose(monkeypatch, capfd) 
         assert "WARN" not in capfd.readouterr().err
     finally:
         logging.setLogLevel(before)
+
+
+@pytest.mark.slow
+def test_tensorflow_start_up_lines_only_with_verbose() -> None:
+    pytest.importorskip("tensorflow", reason="needs the [train] extra")
+    code = "import sys; from fashion_edge.training.cli import import_tensorflow; import_tensorflow(sys.argv[1] == 'v')"
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "OPENCV_LOG_LEVEL")}
+    run = [subprocess.run([sys.executable, "-c", code, flag], capture_output=True, text=True, env=env, timeout=300)
+           for flag in ("q", "v")]  # fmt: skip
+    assert run[0].returncode == 0 and run[0].stderr == ""
+    assert run[1].returncode == 0 and ("oneDNN" in run[1].stderr or "cuda" in run[1].stderr.lower())
