@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fashion_edge import runtime
 from PySide6.QtCore import QObject, Signal
+
+from fashion_edge import runtime
 
 
 class ModelHolder(QObject):

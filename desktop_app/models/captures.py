@@ -8,6 +8,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from fashion_edge.runtime.labeling import LabelRecord, append_records, sanitize_folder_name
 
 JOURNAL_NAME = "fashion-labels.csv"

@@ -7,10 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from fashion_edge.desktop_app.camera import CameraSource, list_cameras
-from fashion_edge.desktop_app.model_holder import ModelHolder
-from fashion_edge.desktop_app.views.prediction_panel import REVIEW_STYLE, PredictionPanel
-from fashion_edge.desktop_app.workers.camera_worker import CameraController, FrameResult
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QKeySequence, QPainter, QPen, QShortcut
 from PySide6.QtWidgets import (
@@ -24,6 +20,11 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from fashion_edge.desktop_app.camera import CameraSource, list_cameras
+from fashion_edge.desktop_app.model_holder import ModelHolder
+from fashion_edge.desktop_app.views.prediction_panel import REVIEW_STYLE, PredictionPanel
+from fashion_edge.desktop_app.workers.camera_worker import CameraController, FrameResult
 
 GUIDE_OK = QColor("#2ecc71")
 GUIDE_REVIEW = QColor("#ffb000")

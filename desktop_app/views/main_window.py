@@ -6,6 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import QThreadPool
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+
 from fashion_edge.desktop_app.camera import CameraSource, OpenCVCamera
 from fashion_edge.desktop_app.model_holder import ModelHolder
 from fashion_edge.desktop_app.models.captures import save_capture
@@ -18,9 +22,6 @@ from fashion_edge.desktop_app.views.learning_controller import LearningControlle
 from fashion_edge.desktop_app.views.learning_panel import LearningPanel
 from fashion_edge.desktop_app.views.model_info import ModelInfoDialog
 from fashion_edge.runtime import ModelLoadError
-from PySide6.QtCore import QThreadPool
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 CAMERA_TAB, FOLDER_TAB = 0, 1
 MODEL_SUFFIXES = (".onnx", ".tflite")

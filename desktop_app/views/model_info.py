@@ -7,7 +7,9 @@ from typing import Any
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QVBoxLayout, QWidget
 
 
-def model_facts(clf: Any, threshold: float | None = None, adapter: Any | None = None) -> list[tuple[str, str]]:
+def model_facts(
+    clf: Any, threshold: float | None = None, adapter: Any | None = None
+) -> list[tuple[str, str]]:
     """(name, value) rows for the panel, read from the metadata inside the file (and the adapter)."""
     meta = clf.meta
     metrics = meta.metrics or {}
@@ -39,7 +41,11 @@ def model_facts(clf: Any, threshold: float | None = None, adapter: Any | None = 
 
 class ModelInfoDialog(QDialog):
     def __init__(
-        self, clf: Any, threshold: float | None = None, parent: QWidget | None = None, adapter: Any | None = None
+        self,
+        clf: Any,
+        threshold: float | None = None,
+        parent: QWidget | None = None,
+        adapter: Any | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("About the model")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fashion_edge.desktop_app.models.label_table import REVIEW_TEXT
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from fashion_edge.desktop_app.models.label_table import REVIEW_TEXT
 
 OK_STYLE = "background:#1f7a3a; color:white; border-radius:6px; padding:4px 10px;"
 REVIEW_STYLE = "background:#ffb000; color:#2b1a00; border-radius:6px; padding:4px 10px; font-weight:bold;"
