@@ -1,9 +1,9 @@
 """Regenerate the embedded sample ``benchmarks/sample/`` from the full catalogue (deterministic).
 
     python scripts/make_sample.py                      # from ../shared/data (or $FASHION_EDGE_DATA)
-    python scripts/make_sample.py --data CATALOGUE --per-class 28
+    python scripts/make_sample.py --data CATALOGUE --per-class 28 --model-dir models/articletype8
 
-Takes the shipped model's test split (``models/articletype8/splits.csv``, split == test), and
+Takes a shipped model's test split (``MODEL_DIR/splits.csv``, split == test), and
 from each class (``unknown`` included) the ``--per-class`` ids evenly spaced in numeric id order.
 The catalogue JPEGs are copied byte for byte, so the sample is a small catalogue of its own:
 ``images/<id>.jpg`` + ``styles.csv`` (the catalogue's rows for those ids) + ``labels.csv``
@@ -31,7 +31,7 @@ check run on a fresh clone with no data beside it. It is **not** used for traini
 published figures (those use the full test split; see benchmarks/RESULTS.md).
 
 - `images/<id>.jpg`: {n} images copied unchanged from the catalogue below, {per} per class of the
-  shipped model (`models/articletype8/splits.csv`, split `test`, ids evenly spaced in id order;
+  shipped model (`{splits}`, split `test`, ids evenly spaced in id order;
   classes: {classes}).
 - `styles.csv`: the catalogue's rows for these ids (same 10 columns), so this folder is a valid
   `--data` catalogue.
@@ -60,11 +60,18 @@ def pick(rows: list[dict[str, str]], per_class: int) -> list[dict[str, str]]:
     return sorted(chosen, key=lambda r: int(r["id"]))
 
 
-def make_sample(data: Path | None, out: Path, per_class: int) -> int:
+def _shown(path: Path) -> str:
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def make_sample(data: Path | None, out: Path, per_class: int, splits: Path = SPLITS) -> int:
     root = resolve_catalogue(data)
     styles, _malformed = read_styles(root / "styles.csv")
     by_id = {r["id"]: r for r in styles}
-    test = [r for r in read_splits(SPLITS) if r["split"] == "test"]
+    test = [r for r in read_splits(splits) if r["split"] == "test"]
     chosen = pick(test, per_class)
     if out.exists():
         shutil.rmtree(out / "images", ignore_errors=True)
@@ -81,7 +88,7 @@ def make_sample(data: Path | None, out: Path, per_class: int) -> int:
         w.writerows([r["id"], r["label"], by_id[r["id"]]["articleType"]] for r in chosen)
     classes = ", ".join(sorted({r["label"] for r in chosen}))
     (out / "README.md").write_text(
-        README.format(n=len(chosen), per=per_class, classes=classes), encoding="utf-8"
+        README.format(n=len(chosen), per=per_class, classes=classes, splits=_shown(splits)), encoding="utf-8"
     )
     return len(chosen)
 
@@ -91,9 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, help="catalogue folder or tarball (default: the shared data)")
     ap.add_argument("--per-class", type=int, default=28, help="images per class (default 28)")
     ap.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {OUT})")
+    ap.add_argument("--model-dir", type=Path, default=SPLITS.parent, help="model whose test split to sample")
     a = ap.parse_args(argv)
     try:
-        n = make_sample(a.data, a.out, a.per_class)
+        n = make_sample(a.data, a.out, a.per_class, a.model_dir / "splits.csv")
     except (DataError, OSError, KeyError) as e:
         print(f"make_sample: {e}", file=sys.stderr)
         return 2
