@@ -60,11 +60,17 @@ def upscale(img: np.ndarray, megapixels: float = MEGAPIXELS) -> np.ndarray:
 
 
 def generate_photos(
-    n: int, megapixels: float = MEGAPIXELS, quality: int = QUALITY, root: Path = REAL_DEV, cache: Path = CACHE
+    n: int,
+    megapixels: float = MEGAPIXELS,
+    quality: int = QUALITY,
+    root: Path = REAL_DEV,
+    cache: Path = CACHE,
+    sources: Sequence[Path] | None = None,
 ) -> Path:
-    """A folder of ``n`` JPEGs of ~``megapixels`` MP made from real-dev/eval (cached, deterministic)."""
-    src = source_photos(root)
-    key = hashlib.sha256(f"{n}|{megapixels}|{quality}|{[p.name for p in src]}".encode()).hexdigest()[:10]
+    """A folder of ``n`` JPEGs of ~``megapixels`` MP made from ``sources`` (default real-dev/eval),
+    cached and deterministic; file names ``<index>_<source folder>_<source stem>.jpg``."""
+    src = list(sources) if sources is not None else source_photos(root)
+    key = hashlib.sha256(f"{n}|{megapixels}|{quality}|{[str(p) for p in src]}".encode()).hexdigest()[:10]
     folder = cache / f"{megapixels:g}mp-q{quality}-n{n}-{key}"
     if (folder / ".complete").exists():
         return folder
