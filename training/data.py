@@ -184,7 +184,9 @@ def load_catalogue_images(
 
     def one(item_id: str) -> np.ndarray:
         try:
-            return fit_image(read_image(root / "images" / f"{item_id}.jpg"), height, width, fit)
+            # the runtime's decode: the catalogue's 60x80 JPEGs are never reduced (byte-identical)
+            img = read_image(root / "images" / f"{item_id}.jpg", min_size=(height, width))
+            return fit_image(img, height, width, fit)
         except ImageError as e:
             raise DataError(f"{root / 'images' / (item_id + '.jpg')}: {e}") from None
 
