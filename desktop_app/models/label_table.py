@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import cv2
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -14,7 +15,9 @@ from PySide6.QtCore import (
     QSortFilterProxyModel,
     Qt,
 )
-from PySide6.QtGui import QBrush, QColor, QImageReader, QPixmap
+from PySide6.QtGui import QBrush, QColor, QImage, QPixmap
+
+from fashion_edge.runtime.preprocess import ImageError, read_image
 
 REVIEW_TEXT = "unknown / needs review"
 REVIEW_BG = QColor("#ffe08a")  # amber: look at this one
@@ -23,6 +26,22 @@ HUMAN_BG = QColor("#cdeccd")  # green: checked by a person
 THUMB = QSize(48, 64)
 
 Index = QModelIndex | QPersistentModelIndex
+
+
+def image_pixmap(path: Path, box: QSize) -> QPixmap:
+    """An image file shrunk to fit ``box`` (aspect kept), through the runtime's decode: regular
+    files only, bombs refused, JPEGs decoded at reduced size, EXIF applied. Empty if unreadable."""
+    try:
+        rgb = read_image(path, min_size=(box.height(), box.width()))
+    except ImageError:
+        return QPixmap()
+    h, w = rgb.shape[:2]
+    scale = min(box.height() / h, box.width() / w, 1.0)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    h, w = rgb.shape[:2]
+    return QPixmap.fromImage(QImage(rgb.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy())
 
 
 @dataclass
@@ -231,13 +250,7 @@ class LabelTableModel(QAbstractTableModel):
             return self._thumbs[rel]
         if self.folder is None:
             return None
-        reader = QImageReader(str(self.folder / rel))
-        reader.setAutoTransform(True)
-        size = reader.size()
-        if size.isValid():
-            reader.setScaledSize(size.scaled(THUMB, Qt.AspectRatioMode.KeepAspectRatio))
-        img = reader.read()
-        pix = QPixmap.fromImage(img) if not img.isNull() else QPixmap()
+        pix = image_pixmap(self.folder / rel, THUMB)
         self._thumbs[rel] = pix
         return pix
 

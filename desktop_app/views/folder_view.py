@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fashion_edge.desktop_app.models.folder_session import FolderSession
-from fashion_edge.desktop_app.models.label_table import LabelTableModel
+from fashion_edge.desktop_app.models.label_table import LabelTableModel, image_pixmap
 from fashion_edge.desktop_app.views.prediction_panel import ERROR_STYLE, PredictionPanel
 from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QImageReader, QKeyEvent, QPixmap
+from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -280,13 +280,7 @@ class FolderView(QWidget):
             return
         item = self.session.model.rows[row]
         self.item_name.setText(item.path)
-        reader = QImageReader(str(self.session.model.absolute(row)))
-        reader.setAutoTransform(True)
-        size = reader.size()
-        if size.isValid():
-            reader.setScaledSize(size.scaled(PREVIEW, Qt.AspectRatioMode.KeepAspectRatio))
-        img = reader.read()
-        self.preview.setPixmap(QPixmap.fromImage(img) if not img.isNull() else QPixmap())
+        self.preview.setPixmap(image_pixmap(self.session.model.absolute(row), PREVIEW))  # runtime's decode
         if item.error:
             self.preview.setText("unreadable")
             self.panel.show_message(f"✖ unreadable: {item.error}", "—", ERROR_STYLE)
