@@ -33,7 +33,6 @@ from fashion_edge.benchmarks.sysinfo import environment
 from fashion_edge.benchmarks.table import main_table, report, speedup_table
 from fashion_edge.runtime.metadata import ModelMetadata
 
-DEFAULT_MODEL_DIR = Path("models/articletype8")
 FORMAT_LABELS = {"keras": "Keras", "tflite": "TFLite", "onnx": "ONNX"}
 QUICK = {
     "rounds": 1,
@@ -62,7 +61,7 @@ class BenchError(ValueError):
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="fashion-bench", description=__doc__.splitlines()[0])
     ap.add_argument(
-        "model_dir", nargs="?", type=Path, default=DEFAULT_MODEL_DIR, help="exported model folder"
+        "model_dir", nargs="?", type=Path, help="exported model folder (default: the default model's folder)"
     )
     ap.add_argument("--quick", action="store_true", help="few runs, batch 1, 1 thread, ≤256 images (CI)")
     ap.add_argument("--out", type=Path, help="output folder (default runs/bench-<timestamp>)")
@@ -94,6 +93,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--results-md", type=Path, help="also write the report here (+ a .png beside it)")
     a = ap.parse_args(argv)
+    if a.model_dir is None:  # the runtime's default model (FASHION_EDGE_MODEL, else the shipped one)
+        from fashion_edge.runtime.classifier import default_model_path
+
+        a.model_dir = default_model_path().parent
     preset = QUICK if a.quick else FULL
     for key, value in preset.items():
         if getattr(a, key) is None:

@@ -98,3 +98,13 @@ def test_make_sample_regenerates_the_same_files(tmp_path) -> None:
         filecmp.cmp(sample_set.SAMPLE_DIR / "images" / n, tmp_path / "s" / "images" / n, shallow=False)
         for n in sub.common_files
     )
+
+
+def test_bench_defaults_to_the_runtime_default_model_folder(tmp_path, monkeypatch) -> None:
+    from fashion_edge.benchmarks.bench import parse_args
+    from fashion_edge.runtime.classifier import DEFAULT_MODEL
+
+    monkeypatch.delenv("FASHION_EDGE_MODEL", raising=False)
+    assert parse_args(["--quick"]).model_dir == DEFAULT_MODEL.parent
+    monkeypatch.setenv("FASHION_EDGE_MODEL", str(tmp_path / "m" / "model.onnx"))
+    assert parse_args([]).model_dir == tmp_path / "m"
