@@ -29,6 +29,7 @@ import numpy as np
 from fashion_edge.benchmarks import floors as floor_checks
 from fashion_edge.benchmarks.labelbench import label_in_subprocess, write_images
 from fashion_edge.benchmarks.latency import WorkerError, measure_in_subprocess
+from fashion_edge.benchmarks.photobench import photo_line, safe_photo_row
 from fashion_edge.benchmarks.sysinfo import environment
 from fashion_edge.benchmarks.table import main_table, report, speedup_table
 from fashion_edge.runtime.metadata import ModelMetadata
@@ -43,9 +44,10 @@ QUICK = {
     "threads": "1",
     "limit": 256,
     "label_n": 64,
+    "photo_n": 0,
 }
 FULL = {"rounds": 3, "runs": 200, "warmup": 20, "max_seconds": 5.0, "batches": "1,32", "threads": "1,2", "limit": 0,
-        "label_n": 2000}  # fmt: skip
+        "label_n": 2000, "photo_n": 200}  # fmt: skip
 # Targets from issue #7 (reported as goals, not enforced; use --floor/--ceiling to enforce)
 GOAL_INT8_TOP1_DROP = 0.003
 GOAL_INT8_SIZE_RATIO = 0.27
@@ -87,6 +89,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--label-model", help="file name in MODEL_DIR used for labeling (default model_int8.onnx)"
     )
     ap.add_argument("--label-threads", type=int, default=2, help="inference threads for labeling (default 2)")
+    ap.add_argument(
+        "--photo-n", type=int, help="12 MP photos labelled end to end (default 200; quick 0 = skip)"
+    )
     ap.add_argument("--webcam-set", type=Path, help="webcam-like set folder (labels.csv): extra Webcam top-1")
     ap.add_argument(
         "--keras", type=Path, metavar="RUN_DIR", help="training run with model.keras: float reference"
@@ -337,7 +342,10 @@ def speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def goals(
-    rows: list[dict[str, Any]], ups: list[dict[str, Any]], lab: dict[str, Any] | None
+    rows: list[dict[str, Any]],
+    ups: list[dict[str, Any]],
+    lab: dict[str, Any] | None,
+    photo: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The issue's targets, measured: int8 accuracy, size, speed-up, p50; labeling throughput."""
     out = []
@@ -365,6 +373,18 @@ def goals(
         out.append({"goal": "folder labeling end to end", "subject": f"{lab['model']}, {lab['threads']} threads",
                     "value": f"{lab['img_s']:,.0f} img/s", "target": f"≥ {GOAL_LABEL_IMG_S:,.0f} img/s",
                     "met": lab["img_s"] >= GOAL_LABEL_IMG_S})  # fmt: skip
+    if photo and "end_to_end" in photo:
+        from fashion_edge.benchmarks import photobench as pb
+
+        e = photo["end_to_end"]
+        subject = f"{photo['photos']} JPEGs of {photo['megapixels']:g} MP, {photo['model']}"
+        out += [{"goal": "phone photos end to end", "subject": subject, "value": f"{e['img_s']:,.0f} img/s",
+                 "target": f"≥ {pb.GOAL_IMG_S:,.0f} img/s", "met": e["img_s"] >= pb.GOAL_IMG_S},
+                {"goal": "phone photos peak RSS", "subject": subject, "value": f"{e['peak_rss_mb']:,.0f} MB",
+                 "target": f"≤ {pb.GOAL_RSS_MB:,.0f} MB", "met": e["peak_rss_mb"] <= pb.GOAL_RSS_MB},
+                {"goal": "phone photos vs 1-core Pillow draft decode", "subject": subject,
+                 "value": f"{photo['ratio_vs_baseline']:.2f}×", "target": f"≥ {pb.GOAL_VS_BASELINE:g}×",
+                 "met": photo["ratio_vs_baseline"] >= pb.GOAL_VS_BASELINE}]  # fmt: skip
     return out
 
 
@@ -438,6 +458,8 @@ def run(a: argparse.Namespace, command: str) -> dict[str, Any]:
             row["logits"] = np.load(logits_path) if lat and logits_path.exists() else None
             rows.append(row)
         lab = labeling(a, models, x, ids, tmp, meta.recipe)
+        photo_model = next((p for p in models if p.name == "model_int8.onnx"), models[0])
+        photo = safe_photo_row(photo_model, a.photo_n, a.label_threads) if a.photo_n > 0 else None
     name_rows(rows)
     ref = pick_reference(rows)
     finish_accuracy(rows, y, classes, wy, ref)
@@ -474,7 +496,8 @@ def run(a: argparse.Namespace, command: str) -> dict[str, Any]:
         "rows": rows,
         "speedups": ups,
         "labeling": lab,
-        "goals": goals(rows, ups, lab),
+        "photo_labeling": photo,
+        "goals": goals(rows, ups, lab, photo),
         "notes": notes,
     }
 
@@ -542,6 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = a.out or Path("runs") / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     paths = write_outputs(result, out, a.results_md)
     print(main_table(result))
+    if result.get("photo_labeling"):
+        print(photo_line(result["photo_labeling"]))
     if result["speedups"]:
         print()
         print(speedup_table(result))
