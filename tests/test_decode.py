@@ -272,3 +272,21 @@ def test_fashion_label_survives_bombs_fifos_and_device_links_in_bounded_memory(t
     assert "image too large" in errors["bomb16.png"]
     assert errors["x.jpg"] == "not a regular file (a FIFO)"
     assert errors["zero.jpg"] == "not a regular file (a character device)"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this platform")
+def test_app_thumbnails_use_the_same_decode(qapp, tmp_path):
+    from fashion_edge.desktop_app.models.label_table import THUMB, image_pixmap
+
+    src = np.zeros((1200, 1600, 3), np.uint8)  # landscape pixels, EXIF says rotate: portrait
+    (tmp_path / "rot.jpg").write_bytes(jpeg_bytes(src, orientation=6))
+    pix = image_pixmap(tmp_path / "rot.jpg", THUMB)
+    assert pix.height() == THUMB.height() and pix.width() == 48  # 1600x1200 -> 64 high, 48 wide
+    os.mkfifo(tmp_path / "x.jpg")
+    done: list[bool] = []
+    t = threading.Thread(
+        target=lambda: done.append(image_pixmap(tmp_path / "x.jpg", THUMB).isNull()), daemon=True
+    )
+    t.start()
+    t.join(2.0)
+    assert done == [True]  # an empty thumbnail at once, never a blocked GUI thread
