@@ -62,7 +62,7 @@ def uses_xcb(env: dict[str, str] | None = None, platform: str = sys.platform) ->
         return False
     chosen = env.get("QT_QPA_PLATFORM", "")
     if chosen:
-        return chosen.split(":")[0] == "xcb" or chosen.startswith("xcb;")
+        return chosen.split(";")[0].split(":")[0] == "xcb"  # "xcb", "xcb:opts", "xcb;wayland" (first tried)
     return bool(env.get("DISPLAY")) and not env.get("WAYLAND_DISPLAY")
 
 

@@ -77,6 +77,8 @@ def test_real_ldd_runs_on_the_plugin() -> None:
         ({"DISPLAY": ":0"}, True),
         ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, False),
         ({"QT_QPA_PLATFORM": "xcb"}, True),
+        ({"QT_QPA_PLATFORM": "xcb;wayland", "DISPLAY": ":0"}, True),
+        ({"QT_QPA_PLATFORM": "wayland;xcb", "DISPLAY": ":0"}, False),
         ({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, False),
         ({}, False),
     ],
