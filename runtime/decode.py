@@ -119,7 +119,7 @@ def read_header(data: bytes) -> Header:
             if w * h > MAX_PIXELS:
                 raise ImageError(f"image too large ({w}x{h} pixels, limit {MAX_PIXELS:,})")
             if fmt == "JPEG":
-                transposed = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                transposed = _orientation(im) in (5, 6, 7, 8)
                 return Header(fmt, w, h, 3, bool(im.info.get("progressive")), transposed)
             raw = str(im.tile[0][3] if im.tile and isinstance(im.tile[0][3], str) else im.mode)
             depth = 4 if im.mode in ("I", "F") else 2 if "16" in raw or "16" in im.mode else 1
@@ -132,6 +132,14 @@ def read_header(data: bytes) -> Header:
         raise ImageError(f"image too large ({size}, limit {MAX_PIXELS:,})") from None
     except (UnidentifiedImageError, SyntaxError, OSError, ValueError, EOFError, struct.error):
         raise ImageError("not a decodable image (corrupt, truncated or not an image)") from None
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation (1 = as stored); 1 when the EXIF block is unreadable (OpenCV ignores it too)."""
+    try:
+        return int(im.getexif().get(0x0112, 1))
+    except Exception:  # noqa: BLE001 (any corrupt EXIF: decode as stored)
+        return 1
 
 
 def jpeg_scale(header: Header, min_size: tuple[int, int] | None, margin: float = MARGIN) -> int:
