@@ -98,7 +98,9 @@ def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
                 f"file too large ({st.st_size / 2**20:.0f} MB, limit {max_bytes / 2**20:.0f} MB)"
             )
         with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
+            data = f.read(min(st.st_size, max_bytes) + 1)  # not a max_bytes buffer per file
+            if len(data) > st.st_size:  # it grew since fstat
+                data += f.read(max_bytes + 1 - len(data))
     except OSError as e:
         raise ImageError(f"cannot read file ({e.strerror or e})") from None
     finally:
