@@ -82,6 +82,13 @@ def ray_engine(
                 configure_logging=True,
             )
         try:
+            from ray.data._internal.logging import configure_logging
+
+            configure_logging()  # now, so that the levels below are not reset when the dataset runs
+            for name in ("ray", "ray.data"):  # fashion-label shows its own progress and one-line errors
+                logging.getLogger(name).setLevel(logging.ERROR)
+                for h in logging.getLogger(name).handlers:
+                    h.setLevel(logging.ERROR)
             ctx = ray.data.DataContext.get_current()
             ctx.enable_progress_bars = False
             ctx.print_on_execution_start = False
@@ -93,7 +100,8 @@ def ray_engine(
                 ClassifierActor,
                 fn_constructor_args=(str(model_p), str(Path(root).resolve()), model_fingerprint(model_p), top_k,
                                      review_below),
-                batch_size=batch_size, batch_format="numpy", concurrency=actors, num_cpus=1,
+                batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+                num_cpus=1,
             )  # fmt: skip
             for out in ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2):
                 yield [LabelRecord.from_json(str(line)) for line in out["record"]]
