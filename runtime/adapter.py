@@ -29,6 +29,7 @@ import numpy as np
 
 from fashion_edge.runtime.adapter_head import (
     DEFAULT_L2,
+    Anchors,
     Head,
     base_term,
     calibrate_threshold,
@@ -48,6 +49,7 @@ MAX_CATALOGUE_DROP = 2.0  # points: the safety gate
 REVIEW_TARGET = 0.98  # held-out precision the adapted review threshold must reach (goal: >= 97 % right)
 MIN_HELDOUT_FOR_THRESHOLD = 20
 N_FOLDS = 4  # 25 % held out per fold
+ANCHOR_WEIGHT = 0.25  # total weight of the catalogue anchors vs 1 for the corrections (real-dev learn/ CV)
 
 Example = tuple[str | Path | np.ndarray, str]
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
@@ -178,6 +180,7 @@ def fit_adapter(
     progress: Progress | None = None,
     l2: float = DEFAULT_L2,
     catalogue: Any = "auto",
+    anchor_weight: float = ANCHOR_WEIGHT,
 ) -> Adapter:
     """Fit an adapter on (image or path, label) pairs; labels the model lacks become new classes.
 
@@ -215,6 +218,17 @@ def fit_adapter(
     notes = []
     if skipped:
         notes.append(f"{skipped} unreadable image(s) left out")
+    cat = catalogue_for(clf, progress=progress) if catalogue == "auto" else catalogue
+    anchors = None
+    if isinstance(cat, CatalogueSet) and cat.anchors is not None and anchor_weight > 0:
+        a = cat.anchors
+        anchors = Anchors(base_term(a.logits, clf.meta.temperature, clf.meta.outputs), features(a.emb), a.y,
+                          anchor_weight)  # fmt: skip
+    if len(set(labels)) < 2 and anchors is None:
+        raise AdapterError(
+            f"all {len(labels)} corrections are '{labels[0]}': add photos of other classes too "
+            "(the model's catalogue test images, which would anchor the fit, are not available here)"
+        )
 
     fold = stratified_folds(y, N_FOLDS, seed)
     heldout_acc = heldout_before = None
@@ -223,7 +237,7 @@ def fit_adapter(
         notes.append("fewer than 2 examples per class: no held-out accuracy")
         thr_note = f"no held-out items: kept the conservative threshold {thr:.3g}"
     else:
-        probs, idx = out_of_fold(base, feats, y, len(classes), fold, l2)
+        probs, idx = out_of_fold(base, feats, y, len(classes), fold, l2, anchors)
         pred = probs.argmax(1)
         heldout_n = len(idx)
         heldout_acc = float((pred == y[idx]).mean())
@@ -235,7 +249,7 @@ def fit_adapter(
         small = [c for c in classes if (y == classes.index(c)).sum() < 2]
         if small:
             notes.append(f"classes with 1 example (never held out): {', '.join(small)}")
-    head = fit_head(base, feats, y, len(classes), l2)
+    head = fit_head(base, feats, y, len(classes), l2, anchors)
     counts = {c: int((y == i).sum()) for i, c in enumerate(classes) if (y == i).any()}
     ad = Adapter(
         classes=classes, new_classes=new, model_fingerprint=model_fingerprint(clf.path), n_examples=len(y),
@@ -245,7 +259,8 @@ def fit_adapter(
         counts=counts, skipped=skipped, notes=notes, model_file=clf.path.name, l2=l2, forced=force,
         W=head.W, b=head.b, alpha=head.alpha,
     )  # fmt: skip
-    cat = catalogue_for(clf, progress=progress) if catalogue == "auto" else catalogue
+    if anchors is not None:
+        ad.notes.append(f"anchored on {len(anchors.y)} catalogue images (weight {anchor_weight:g})")
     if isinstance(cat, CatalogueSet):
         ad.catalogue_n = len(cat.y)
         ad.catalogue_acc_before = cat.accuracy(cat.base_pred)

@@ -3,8 +3,9 @@
 ``examples_from_folder(DIR)`` reads ``DIR/<class>/`` image folders (the app's captures layout).
 ``catalogue_for(clf)`` loads the catalogue test images named by ``splits.csv`` next to the model
 file (images under ``$FASHION_EDGE_DATA/fashion-product-images-small``, read with the same
-no-TensorFlow loader training uses), at most ``CATALOGUE_CAP`` of them, and caches their logits
-and embeddings per model file for the process.
+no-TensorFlow loader training uses): a seeded sample of at most ``CATALOGUE_CAP`` scores the
+gate, up to ``ANCHORS_PER_CLASS`` of the others per class anchor the fit (they keep the head
+close to the model on catalogue images). Logits and embeddings are cached per model file.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fashion_edge.runtime.classifier import Classifier
 from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, read_image
 
 CATALOGUE_CAP = 1000  # test images scored by the gate (a seeded sample; the full split is ~2,000)
+ANCHORS_PER_CLASS = 30  # other test images (never scored by the gate) that anchor the fit per class
 
 _CACHE: dict[tuple[str, int], CatalogueSet | None] = {}
 
@@ -32,6 +34,7 @@ class CatalogueSet:
     logits: np.ndarray
     emb: np.ndarray
     ids: list[str]
+    anchors: CatalogueSet | None = None  # disjoint from the gate's images
 
     @property
     def base_pred(self) -> np.ndarray:
@@ -98,9 +101,17 @@ def _load(clf: Classifier, cap: int, data: str | Path | None, progress) -> Catal
         rows = [r for r in csv.DictReader(f) if r.get("split") == "test" and r.get("label") in clf.classes]
     if not rows:
         return None
-    if len(rows) > cap:
-        pick = np.sort(np.random.default_rng(0).choice(len(rows), cap, replace=False))
-        rows = [rows[i] for i in pick]
+    order = np.random.default_rng(0).permutation(len(rows))
+    n_gate = min(cap, (len(rows) + 1) // 2)
+    gate = np.sort(order[:n_gate])
+    per: dict[str, int] = {}
+    anchor = []
+    for i in np.sort(order[n_gate:]):
+        lab = rows[i]["label"]
+        if per.get(lab, 0) < ANCHORS_PER_CLASS:
+            per[lab] = per.get(lab, 0) + 1
+            anchor.append(i)
+    rows = [rows[i] for i in gate] + [rows[i] for i in anchor]
     try:
         root = resolve_catalogue(data or CATALOGUE_DIR)
         ids = [r["id"] for r in rows]
@@ -117,4 +128,6 @@ def _load(clf: Classifier, cap: int, data: str | Path | None, progress) -> Catal
         embs.append(e)
         if progress:
             progress("catalogue check", min(i + 128, len(x)), len(x))
-    return CatalogueSet(y, np.concatenate(logits), np.concatenate(embs), ids)
+    z, e, g = np.concatenate(logits), np.concatenate(embs), n_gate
+    anchors = CatalogueSet(y[g:], z[g:], e[g:], ids[g:]) if len(y) > g else None
+    return CatalogueSet(y[:g], z[:g], e[:g], ids[:g], anchors)

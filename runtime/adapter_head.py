@@ -58,17 +58,46 @@ def softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def balanced_weights(y: np.ndarray, total: float = 1.0) -> np.ndarray:
+    """Per-example weights: every class present gets the same share, all sum to ``total``."""
+    if len(y) == 0:
+        return np.zeros(0)
+    counts = np.bincount(y).astype(np.float64)
+    w = 1.0 / counts[y]
+    return w * (total / w.sum())
+
+
+@dataclass
+class Anchors:
+    """Labelled examples from the model's own domain (catalogue), weighted ``weight`` in total."""
+
+    base: np.ndarray
+    feats: np.ndarray
+    y: np.ndarray
+    weight: float
+
+
 def fit_head(
-    base: np.ndarray, feats: np.ndarray, y: np.ndarray, n_classes: int, l2: float = DEFAULT_L2
-) -> Head:
-    """Fit W, b, alpha (alpha >= 0, starting from the model: W = 0, alpha = 1) on labels ``y``."""
+    base: np.ndarray, feats: np.ndarray, y: np.ndarray, n_classes: int, l2: float = DEFAULT_L2,
+    anchors: Anchors | None = None,
+) -> Head:  # fmt: skip
+    """Fit W, b, alpha (alpha >= 0, starting from the model: W = 0, alpha = 1) on labels ``y``.
+
+    Corrections are class-balanced with total weight 1; ``anchors`` (catalogue images with their
+    true labels) class-balanced with their own total weight, so the head keeps the model's
+    catalogue behaviour while it learns the site's photos.
+    """
     from scipy.optimize import minimize
 
+    w = balanced_weights(y)
+    if anchors is not None and len(anchors.y):
+        base = np.concatenate([base, anchors.base])
+        feats = np.concatenate([feats, anchors.feats])
+        w = np.concatenate([w, balanced_weights(anchors.y, anchors.weight)])
+        y = np.concatenate([y, anchors.y])
+    w = w / w.sum()
     n, d = feats.shape
     k = base.shape[1]
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    w = 1.0 / counts[y]
-    w /= w.sum()  # class-balanced, sums to 1
     onehot = np.zeros((n, n_classes))
     onehot[np.arange(n), y] = 1.0
 
@@ -111,8 +140,9 @@ def stratified_folds(y: np.ndarray, n_folds: int, seed: int) -> np.ndarray | Non
 
 
 def out_of_fold(
-    base: np.ndarray, feats: np.ndarray, y: np.ndarray, n_classes: int, fold: np.ndarray, l2: float
-) -> tuple[np.ndarray, np.ndarray]:
+    base: np.ndarray, feats: np.ndarray, y: np.ndarray, n_classes: int, fold: np.ndarray, l2: float,
+    anchors: Anchors | None = None,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Held-out probabilities (M, C) and the indices they belong to, one fit per fold."""
     probs, idx = [], []
     for f in range(int(fold.max()) + 1):
@@ -120,7 +150,7 @@ def out_of_fold(
         train = np.flatnonzero(fold != f)
         if len(test) == 0 or len(np.unique(y[train])) < 1:
             continue
-        h = fit_head(base[train], feats[train], y[train], n_classes, l2)
+        h = fit_head(base[train], feats[train], y[train], n_classes, l2, anchors)
         probs.append(softmax(head_logits(h, base[test], feats[test])))
         idx.append(test)
     if not probs:

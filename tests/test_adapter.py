@@ -89,6 +89,21 @@ def test_too_few_examples(clf):
     assert ad.heldout_acc is None and "too few examples" in ad.summary()
 
 
+def test_one_class_only_needs_anchors(clf):
+    only = [(coloured(COLOURS["yellow"], i), "Jeans") for i in range(6)]
+    with pytest.raises(AdapterError, match="all 6 corrections are 'Jeans': add photos of other classes"):
+        fit_adapter(clf, only, catalogue=None)
+    imgs = [coloured(COLOURS[c], 4000 + i) for c in ("red", "green", "blue") for i in range(10)]
+    z, e = clf.logits_and_embedding(np.stack([clf.prepare(im) for im in imgs]))
+    y = np.repeat([0, 1, 2], 10)
+    anchors = CatalogueSet(y[1::2], z[1::2], e[1::2], [str(i) for i in range(15)])
+    cat = CatalogueSet(y[::2], z[::2], e[::2], [str(i) for i in range(15)], anchors)
+    ad = fit_adapter(clf, only, catalogue=cat)  # the catalogue anchors stand in for the other classes
+    assert ad.accepted and ad.catalogue_acc == 1.0 and "anchored on 15 catalogue images" in " ".join(ad.notes)
+    labels = [p.label for p in adapted(clf, ad).predict([coloured(COLOURS[c], 77) for c in COLOURS])]
+    assert labels == ["Tshirts", "Watches", "Casual Shoes", "Jeans"]
+
+
 def test_cached_embeddings_give_the_same_fit(clf):
     ex = examples(5)
     x = np.stack([clf.prepare(im) for im, _ in ex])
