@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from fashion_edge.runtime.journal import LabelRecord
+from fashion_edge.runtime.journal import LabelingError, LabelRecord
 from fashion_edge.runtime.journal_guard import model_fingerprint
 
 Batch = Sequence[tuple[str, Path]]
@@ -51,6 +51,11 @@ class ClassifierActor:
         return {"record": np.array([r.to_json() for r in recs], dtype=object)}
 
 
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    return (lines[-1] if lines else type(e).__name__)[:300]
+
+
 def ray_engine(
     model: str | Path,
     root: str | Path,
@@ -73,14 +78,19 @@ def ray_engine(
         started = not ray.is_initialized()
         if started:
             local = address in (None, "", "local")
-            ray.init(
-                address=None if local else address,
-                num_cpus=num_cpus if local else None,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level=logging.ERROR,
-                configure_logging=True,
-            )
+            try:
+                ray.init(
+                    address=None if local else address,
+                    num_cpus=num_cpus if local else None,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    logging_level=logging.ERROR,
+                    configure_logging=True,
+                )
+            except Exception as e:  # ConnectionError, a bad address...: one line
+                raise LabelingError(
+                    f"ray: cannot start or join Ray at {address or 'local'} ({_first_line(e)})"
+                ) from None
         try:
             from ray.data._internal.logging import configure_logging
 
@@ -103,10 +113,15 @@ def ray_engine(
                 batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                 num_cpus=1,
             )  # fmt: skip
-            for out in ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2):
-                yield [LabelRecord.from_json(str(line)) for line in out["record"]]
-                if cancel.is_set():
+            batches_out = ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2)
+            while not cancel.is_set():
+                try:
+                    out = next(batches_out, None)
+                except Exception as e:  # RayTaskError of an actor (e.g. another model file on a node)
+                    raise LabelingError(f"ray: labeling failed ({_first_line(e)})") from None
+                if out is None:
                     return
+                yield [LabelRecord.from_json(str(line)) for line in out["record"]]
         finally:
             if started:
                 ray.shutdown()
