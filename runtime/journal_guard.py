@@ -97,10 +97,15 @@ class JournalLock:
 
         try:
             self._lock.acquire()
-        except Timeout:
+        except Timeout:  # (an OSError too: caught first)
             raise LabelingError(
                 f"{self.path.with_suffix('')}: in use by another fashion-label run or fashion-app "
                 f"(lock {self.path.name}); wait for it to finish"
+            ) from None
+        except OSError as e:  # e.g. a read-only photo folder holding the default journal
+            raise LabelingError(
+                f"{self.path}: cannot create the journal's lock ({e.strerror or e}); "
+                "if the folder is read-only, choose a journal elsewhere with --out"
             ) from None
         return self
 

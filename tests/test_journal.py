@@ -231,3 +231,21 @@ def test_an_old_seven_column_journal_in_the_folder_is_upgraded(clf, tmp_path):
     assert (s.resumed, s.this_run) == (1, 1)
     assert rows(j)[0]["source"] == "human" and list(rows(j)[0]) == FIELDS
     assert sidecar_of(j).exists()
+
+
+def test_a_read_only_folder_says_to_use_out(model, tmp_path, capsys, monkeypatch):
+    import filelock
+
+    a = folder_of(tmp_path / "A", {"x.png": 0})
+    real = filelock.FileLock.acquire
+
+    def acquire(self, *args, **kw):  # what a read-only folder does to the lock file (root ignores modes)
+        if Path(self.lock_file).parent == a:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kw)
+
+    monkeypatch.setattr(filelock.FileLock, "acquire", acquire)
+    assert main([str(a), "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert "choose a journal elsewhere with --out" in err and err.count("\n") == 1
+    assert main([str(a), "--model", str(model), "--out", str(tmp_path / "j.csv")]) == 0
