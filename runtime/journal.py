@@ -306,6 +306,13 @@ def write_atomically(path: Path, data: bytes) -> None:
     fsync_dir(path.parent.resolve())
 
 
+def _legacy_header(path: Path) -> bool:
+    """Does this CSV start with the 7-column header of older versions? (reads its first line only)"""
+    with open(path, "rb") as f:
+        first = f.readline(4096)
+    return first.removeprefix(b"\xef\xbb\xbf").rstrip(b"\r\n") == ",".join(LEGACY_FIELDS).encode()
+
+
 def _upgrade_legacy_header(path: Path) -> None:
     raw = path.read_bytes()
     bom = b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b""
@@ -341,7 +348,7 @@ class JournalWriter:
         self.path = Path(path)
         self.sync_every_batch, self.sync_seconds = sync_every_batch, sync_seconds
         new = not self.path.exists() or self.path.stat().st_size == 0
-        if not new and not is_jsonl(self.path) and scan(self.path).legacy:
+        if not new and not is_jsonl(self.path) and _legacy_header(self.path):
             _upgrade_legacy_header(self.path)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         if new:
