@@ -115,10 +115,35 @@ def message(missing: Sequence[str]) -> str:
     )
 
 
+def display_problem(display: str | None = None) -> str | None:
+    """One line when no X server answers at ``display`` (default ``$DISPLAY``), else None.
+
+    Qt aborts there too, with the same misleading ``xcb-cursor0`` hint."""
+    display = os.environ.get("DISPLAY", "") if display is None else display
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return None  # reported by missing_libraries
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    conn = xcb.xcb_connect(display.encode() or None, None)
+    failed = xcb.xcb_connection_has_error(conn)
+    xcb.xcb_disconnect(conn)
+    if not failed:
+        return None
+    return (
+        f"fashion-app: cannot connect to the X display {display!r} (is an X server running there? over ssh, "
+        "use ssh -X); for a headless check set QT_QPA_PLATFORM=offscreen"
+    )
+
+
 def problem(run: Runner | None = None, load: Loader | None = None) -> str | None:
-    """The one-line message when the xcb plugin cannot load, else None (also when there is no plugin)."""
+    """The one-line message when the xcb plugin cannot load or no X server answers, else None
+    (also when this PySide6 has no xcb plugin)."""
     plugin = xcb_plugin()
     if plugin is None:
         return None
     missing = missing_libraries(plugin, run, load)
-    return message(missing) if missing else None
+    return message(missing) if missing else display_problem()

@@ -54,7 +54,8 @@ def test_message_names_packages_and_unknown_libraries() -> None:
     assert "apt-get install libxcb-icccm4 libxcb-keysyms1" in line and "libfoo.so.9" in line
 
 
-def test_problem_with_the_installed_pyside6_plugin() -> None:
+def test_problem_with_the_installed_pyside6_plugin(monkeypatch) -> None:
+    monkeypatch.setattr(xcb_check, "display_problem", lambda: None)
     plugin = xcb_check.xcb_plugin()
     if plugin is None:
         pytest.skip("this PySide6 has no xcb plugin")
@@ -95,3 +96,15 @@ def test_app_exits_2_with_one_line_before_creating_qt(monkeypatch, capsys) -> No
     assert app_main.main(["--settings", "/nonexistent/settings.ini"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "apt-get install libxcb-icccm4 libxcb-keysyms1" in err[0]
+
+
+def test_no_x_server_is_one_line(monkeypatch) -> None:
+    try:
+        xcb_check.ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        pytest.skip("no libxcb on this machine")
+    line = xcb_check.display_problem("/nonexistent/x-socket:0")  # no X server answers there
+    assert line and line.startswith("fashion-app: cannot connect to the X display") and "\n" not in line
+    monkeypatch.setattr(xcb_check, "xcb_plugin", lambda: xcb_check.Path("/x/libqxcb.so"))
+    monkeypatch.setattr(xcb_check, "display_problem", lambda: "no display")
+    assert xcb_check.problem(run=lambda _a: "\tlibxcb.so.1 => /lib/libxcb.so.1 (0x1)\n") == "no display"
