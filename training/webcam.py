@@ -553,6 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="catalogue folder or tarball (default: ../shared/data)")
     args = ap.parse_args(argv)
     try:
+        _sample_textures()  # fail before reading any data when scikit-image is missing
         out = make_webcam_set(args.run_or_model_dir, args.out, args.split, args.seed, args.per_image,
                               data=args.data, strength=args.strength)  # fmt: skip
     except (DataError, MetadataError, ImageError, ValueError, OSError, WebcamDependencyError) as e:
