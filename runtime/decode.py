@@ -233,9 +233,9 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> np.
 
 
 # Decode workers, measured with benchmarks/photobench.py on 2 pinned cores (taskset) of a quiet host,
-# int8 model, 2 inference threads: 200 12 MP JPEGs (~800 KB) 47-54 / 77-94 / 97-115 / 77-100 img/s
+# int8 model, 2 inference threads: 200 12 MP JPEGs (~800 KB) 47-55 / 77-88 / 79-115 / 77-100 img/s
 # with 1 / 2 / 3 / 4 workers (decode-bound: one per core plus one while the main thread infers);
-# 2,000 60x80 thumbnails 780-1,110 img/s with any of 1-4 workers (bound by Python, not decoding),
+# 2,000 60x80 thumbnails 740-1,110 img/s with any of 1-4 workers (bound by Python, not decoding),
 # so thumbnails keep the old default of 2.
 PHOTO_FILE_BYTES = 200_000  # median file size from which a folder counts as photos
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
