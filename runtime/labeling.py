@@ -205,12 +205,14 @@ def sort_into(
     move: bool = False,
     paths: Mapping[str, Path] | None = None,
     _cleaned: set[Path] | None = None,
+    fresh: bool = False,
 ) -> list[tuple[Path, Path]]:
     """Copy (or move) labelled files into dest/<label>/ (needs_review rows into dest/needs_review/).
 
     Never overwrites and never deletes a file because an identical one exists (``placement``);
-    a copy already made by an earlier run (same bytes) is not made again. Error rows and files
-    no longer present are skipped. ``paths`` maps journal keys to files (else derived from keys).
+    a copy already made by an earlier run (same bytes under the file's name) is not made again,
+    unless ``fresh`` (rows labelled in this run: identical twins are both copied). Error rows
+    and files no longer present are skipped. ``paths`` maps journal keys to files.
     """
     root, out = Path(folder), Path(dest)
     pairs = []
@@ -222,7 +224,7 @@ def sort_into(
             continue
         sub = REVIEW_FOLDER if rec.needs_review else sanitize_folder_name(rec.label)
         pairs.append((src, out / sub))
-    return place_all(pairs, move, _cleaned if _cleaned is not None else set())
+    return place_all(pairs, move, _cleaned if _cleaned is not None else set(), fresh)
 
 
 # --- the resumable local run ---------------------------------------------------------------------
@@ -392,7 +394,7 @@ def run_labeling(
                     done[r.path] = r
                 this_run += len(recs)
                 if dest is not None:
-                    sorted_files += len(sort_into(recs, root, dest, move, by_key, cleaned))
+                    sorted_files += len(sort_into(recs, root, dest, move, by_key, cleaned, fresh=True))
                 if progress:
                     progress(resumed + this_run, len(images))
                 if cancel.is_set():

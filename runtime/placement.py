@@ -244,14 +244,21 @@ def _same_bytes(a: Path, b: Path) -> bool:
                 return True
 
 
-def place_all(pairs: Iterable[tuple[Path, Path]], move: bool, cleaned: set[Path]) -> list[tuple[Path, Path]]:
-    """Place (source, target folder) pairs; leftovers are cleaned once per folder (``cleaned``)."""
+def place_all(
+    pairs: Iterable[tuple[Path, Path]], move: bool, cleaned: set[Path], fresh: bool = False
+) -> list[tuple[Path, Path]]:
+    """Place (source, target folder) pairs; leftovers are cleaned once per folder (``cleaned``).
+
+    A copy is skipped when the folder already holds the same bytes under the file's name (made by
+    an earlier run), unless ``fresh`` (files labelled just now: an identical file there is a twin,
+    and is kept as ``name (1)``).
+    """
     done = []
     for src, folder in pairs:
         if folder not in cleaned:
             clean_leftovers(folder)
             cleaned.add(folder)
-        if not move:
+        if not move and not fresh:
             prior = already_copied(src, folder)
             if prior is not None:
                 done.append((src, prior))

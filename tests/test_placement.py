@@ -131,6 +131,17 @@ def test_recursive_move_keeps_identical_twins(clf, tmp_path):
     assert find_images(src, recursive=True) == []
 
 
+def test_recursive_copy_keeps_identical_twins_and_a_rerun_copies_nothing(clf, tmp_path):
+    src = tmp_path / "in"
+    for year in ("2023", "2024"):
+        (src / year).mkdir(parents=True)
+        (src / year / "watch.png").write_bytes(png(1))
+    dest = tmp_path / "out"
+    assert run_labeling(src, clf, recursive=True, sort_dest=dest).sorted_files == 2
+    assert run_labeling(src, clf, recursive=True, sort_dest=dest).sorted_files == 2  # found, not copied
+    assert all_files(dest) == ["Watches/watch (1).png", "Watches/watch.png"]
+
+
 def test_a_move_interrupted_after_the_link_finishes_without_a_duplicate(tmp_path):
     src, dest = tmp_path / "in", tmp_path / "out"
     src.mkdir()
