@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fashion_edge.runtime.quiet import native_stderr_silenced, verbose_requested
+
 
 class BackendError(ValueError):
     """A model file the backend cannot load; the message says why (without the path)."""
@@ -126,7 +128,8 @@ class LiteRTBackend:
         self.threads = int(threads) if threads else None
         self._lock = threading.Lock()  # an interpreter is not safe to share between threads
         self._by_batch: dict[int, Any] = {}
-        interp = self._new_interpreter()
+        with native_stderr_silenced(not verbose_requested()):  # "INFO: Created ... XNNPACK delegate"
+            interp = self._new_interpreter()
         (inp,) = interp.get_input_details()
         if len(inp["shape"]) != 4:
             raise BackendError(f"expected a 4-D NHWC input, found shape {list(inp['shape'])}")

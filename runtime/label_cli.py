@@ -22,7 +22,7 @@ from fashion_edge.runtime.adapter import AdapterError
 from fashion_edge.runtime.adapter_cli import add_adapter_args, apply_adapter, check_adapter_args
 from fashion_edge.runtime.classifier import ModelLoadError, default_model_path, load
 from fashion_edge.runtime.labeling import JOURNAL_NAME, LabelingError, LabelSummary, run_labeling
-from fashion_edge.runtime.quiet import native_stderr_silenced
+from fashion_edge.runtime.quiet import quiet_environment
 
 PROG = "fashion-label"
 
@@ -163,8 +163,8 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> int:
         return 2
     close: Callable[[], None] = lambda: None  # noqa: E731
     try:
-        with native_stderr_silenced(not args.verbose):  # LiteRT: "INFO: Created ... XNNPACK delegate"
-            clf = load(args.model, threads=args.threads)
+        quiet_environment(args.verbose)  # LiteRT's "INFO: Created ... XNNPACK delegate" only with --verbose
+        clf = load(args.model, threads=args.threads)
         clf = apply_adapter(args, clf, PROG)
         engine = _engine(args, clf)
         update, close = _progress_bar()

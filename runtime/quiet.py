@@ -14,15 +14,23 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+VERBOSE_ENV = "FASHION_EDGE_VERBOSE"  # set by a CLI's --verbose; read by the runtime (and child processes)
 QUIET_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "3",  # TensorFlow C++: errors too (cuInit on CPU machines is an 'error')
     "OPENCV_LOG_LEVEL": "ERROR",  # OpenCV: no [ WARN ] lines (camera probing)
 }
 
 
+def verbose_requested() -> bool:
+    """True when native log lines should reach the terminal (``FASHION_EDGE_VERBOSE=1``)."""
+    return os.environ.get(VERBOSE_ENV, "") not in ("", "0")
+
+
 def quiet_environment(verbose: bool = False) -> None:
-    """Set the native libraries' log levels before they are imported (keeps values the user set)."""
+    """Set the native libraries' log levels before they are imported (keeps values the user set);
+    with ``verbose``, ask the runtime (and child processes) to let them through instead."""
     if verbose:
+        os.environ[VERBOSE_ENV] = "1"
         return
     opencv_chosen = "OPENCV_LOG_LEVEL" in os.environ
     for key, value in QUIET_ENV.items():

@@ -8,6 +8,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -155,3 +156,16 @@ def test_tensorflow_start_up_lines_only_with_verbose() -> None:
            for flag in ("q", "v")]  # fmt: skip
     assert run[0].returncode == 0 and run[0].stderr == ""
     assert run[1].returncode == 0 and ("oneDNN" in run[1].stderr or "cuda" in run[1].stderr.lower())
+
+
+def test_litert_delegate_line_only_when_verbose() -> None:
+    model = Path(__file__).resolve().parent.parent / "models" / "articletype8" / "model_int8.tflite"
+    if not model.exists():
+        pytest.skip(f"{model} not shipped")
+    code = f"from fashion_edge.runtime import load; load({str(model)!r})"
+    env = {k: v for k, v in os.environ.items() if k != "FASHION_EDGE_VERBOSE"}
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    loud = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**env, "FASHION_EDGE_VERBOSE": "1"})  # fmt: skip
+    assert quiet.returncode == 0 and "XNNPACK" not in quiet.stderr
+    assert loud.returncode == 0 and "XNNPACK" in loud.stderr
