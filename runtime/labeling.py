@@ -45,7 +45,7 @@ from fashion_edge.runtime.journal import (
 )
 from fashion_edge.runtime.journal_guard import JournalLock, bind_to_folder, model_fingerprint
 from fashion_edge.runtime.placement import PlacementError, place_all, sanitize_folder_name
-from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, choose_workers, read_image
+from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, choose_workers
 
 __all__ = [
     "FIELDS", "SOURCES", "JOURNAL_NAME", "REVIEW_FOLDER", "LabelingError", "LabelRecord", "LabelSummary",
@@ -138,8 +138,8 @@ def _resolved(path: str) -> str:
 def _decode(clf: Any, path: Path) -> np.ndarray | str:
     """Prepared model input, or the error message for this file."""
     try:
-        # reduced JPEG decode: no larger than the model needs
-        return clf.prepare(read_image(path, min_size=(clf.meta.height, clf.meta.width)))
+        # reduced JPEG decode: no larger than the model needs, placed as the full decode would be
+        return clf.prepare(path)
     except ImageError as e:
         return one_line(str(e))
     except (MemoryError, OSError, ValueError) as e:  # e.g. cv2 failing on an absurd image
@@ -375,10 +375,14 @@ def run_labeling(
         todo = [(k, p) for k, p in zip(keys, images, strict=True) if k not in done]
         resumed = len(images) - len(todo)
         relabelled = sum(1 for k, _ in todo if k in earlier)
-        sorted_files, cleaned = 0, set()
+        sorted_files, cleaned, sort_cut = 0, set(), False
         if dest is not None and resumed:  # finish sorting what an earlier run labelled
             old = [done[k] for k in keys if k in done]
-            sorted_files += len(sort_into(old, root, dest, move, by_key, cleaned))
+            for part in _chunks(old, max(1, batch_size)):
+                if cancel.is_set():
+                    sort_cut = True
+                    break
+                sorted_files += len(sort_into(part, root, dest, move, by_key, cleaned))
 
         this_run = 0
         if progress:
@@ -399,7 +403,7 @@ def run_labeling(
                     progress(resumed + this_run, len(images))
                 if cancel.is_set():
                     break
-        cancelled = cancel.is_set() and resumed + this_run < len(images)
+        cancelled = cancel.is_set() and (sort_cut or resumed + this_run < len(images))
 
     final = [done[k] for k in keys if k in done]
     return LabelSummary(
