@@ -18,6 +18,7 @@ from tests.conftest import requires_catalogue
 N_IMAGES = 2000
 
 pytestmark = [pytest.mark.slow, requires_catalogue]
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[scale]')")
 
 
 def rows_by_path(path: Path) -> dict[str, list[str]]:
@@ -39,7 +40,6 @@ def photos(tmp_path_factory) -> Path:
 
 
 def test_ray_rows_equal_the_single_process_rows_and_resume_works(photos, tmp_path):
-    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'fashion-edge[scale]')")
     from fashion_edge.runtime.ray_label import ray_engine
 
     clf = load(DEFAULT_MODEL, threads=2)
