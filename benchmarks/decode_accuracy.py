@@ -31,7 +31,7 @@ import numpy as np
 from fashion_edge.benchmarks.photobench import REAL_DEV, PhotoBenchError, generate_photos, source_photos
 from fashion_edge.runtime import decode
 from fashion_edge.runtime.classifier import Classifier, load
-from fashion_edge.runtime.preprocess import prepare, read_image
+from fashion_edge.runtime.preprocess import load_for_model, prepare, read_image
 
 REPO = Path(__file__).resolve().parent.parent
 SWEEP_LONG_SIDES = (320, 480, 640, 960, 1280, 1920)
@@ -67,7 +67,7 @@ def _compare(clf: Classifier, paths: list[Path], labels: list[str]) -> dict[str,
     full = _top1(clf, x_full)
     t_full = time.perf_counter() - t0
     t0 = time.perf_counter()
-    red = _predict(clf, (read_image(p, size) for p in paths))
+    red = _top1(clf, np.stack([load_for_model(p, clf.meta) for p in paths]))  # what the runtime does
     t_red = time.perf_counter() - t0
     reduced = sum(decode.jpeg_scale(decode.read_header(decode.read_file(p)), size) > 1 for p in paths)
     known = np.array([lab in clf.classes and lab != clf.meta.unknown_class for lab in labels])
@@ -97,10 +97,10 @@ def margin_sweep(clf: Classifier, paths: list[Path]) -> list[dict[str, Any]]:
             header = decode.read_header(data)
             scales = {m: decode.jpeg_scale(header, (h_in, w_in), m) for m in SWEEP_MARGINS}
             by_scale = {s: len(images) + i for i, s in enumerate(sorted(set(scales.values()) | {1}))}
-            for s in sorted(by_scale):
-                images.append(_decode_at(data, s))
+            for s in sorted(by_scale):  # fitted as the runtime does: full-size geometry
+                images.append(prepare(_decode_at(data, s), clf.meta, big.shape[:2]))
             chosen.append({m: by_scale[s] for m, s in scales.items()} | {"full": by_scale[1]})
-        pred = _predict(clf, images)
+        pred = _top1(clf, np.stack(images))
         for c in chosen:
             for m in SWEEP_MARGINS:
                 agree[m].append(bool(pred[c[m]] == pred[c["full"]]))

@@ -196,7 +196,14 @@ def decode_image(data: bytes, min_size: tuple[int, int] | None = None) -> np.nda
     orientation; PNG/WebP/TIFF keep alpha (composited on white), 16-bit depth (scaled to 8-bit)
     and grayscale (expanded to 3 channels).
     """
+    return decode_sized(data, min_size)[0]
+
+
+def decode_sized(data: bytes, min_size: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """``decode_image`` plus the full-size (height, width) after EXIF orientation, so that a
+    reduced decode can be fitted with exactly the geometry of a full one (``fit_image``)."""
     header = read_header(data)
+    full = (header.width, header.height) if header.transposed else (header.height, header.width)
     scale = jpeg_scale(header, min_size)
     need = decode_memory(header, scale)
     if need > MAX_DECODE_BYTES:
@@ -210,9 +217,8 @@ def decode_image(data: bytes, min_size: tuple[int, int] | None = None) -> np.nda
     try:
         if need > SERIAL_DECODE_BYTES:
             with _SERIAL:
-                img = cv2.imdecode(buf, flags)
-                return _checked(img)
-        return _checked(cv2.imdecode(buf, flags))
+                return _checked(cv2.imdecode(buf, flags)), full
+        return _checked(cv2.imdecode(buf, flags)), full
     except cv2.error as e:
         raise ImageError(f"cannot decode image ({str(e).strip().splitlines()[-1]})") from None
 
@@ -230,6 +236,13 @@ def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> np.
     still at least ``MARGIN`` x this (see ``decode_image``).
     """
     return decode_image(read_file(path), min_size)
+
+
+def read_sized(
+    path: str | Path, min_size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """``read_image`` plus the image's full-size (height, width) (see ``decode_sized``)."""
+    return decode_sized(read_file(path), min_size)
 
 
 # Decode workers, measured with benchmarks/photobench.py on 2 pinned cores (taskset) of a quiet host,

@@ -19,6 +19,7 @@ from fashion_edge.runtime.decode import (  # noqa: F401  (public names, re-expor
     choose_workers,
     decode_image,
     read_image,
+    read_sized,
 )
 from fashion_edge.runtime.metadata import ModelMetadata
 
@@ -88,9 +89,18 @@ def autocrop_foreground(img: np.ndarray, margin: float = AUTOCROP_MARGIN) -> np.
 
 
 def fit_image(
-    img: np.ndarray, height: int, width: int, mode: str = "pad", pad_value: int = 255
+    img: np.ndarray,
+    height: int,
+    width: int,
+    mode: str = "pad",
+    pad_value: int = 255,
+    source_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
-    """Resize an RGB uint8 image to height x width: ``pad`` (keep aspect, pad), ``crop`` or ``stretch``."""
+    """Resize an RGB uint8 image to height x width: ``pad`` (keep aspect, pad), ``crop`` or ``stretch``.
+
+    ``source_size``: the (height, width) the image had before a reduced decode; ``pad`` then
+    places it exactly where the full-size image would go (its rounding, not the reduced one's).
+    """
     h, w = img.shape[:2]
     if (h, w) == (height, width):
         return img
@@ -102,9 +112,10 @@ def fit_image(
         return cv2.resize(img, (width, height), interpolation=interp)
     if mode != "pad":
         raise ValueError(f"unknown fit mode {mode!r}")
-    scale = min(height / h, width / w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    sh, sw = source_size or (h, w)
+    scale = min(height / sh, width / sw)
+    new_h, new_w = max(1, round(sh * scale)), max(1, round(sw * scale))
+    interp = cv2.INTER_AREA if (new_h < h if source_size else scale < 1) else cv2.INTER_LINEAR
     resized = cv2.resize(img, (new_w, new_h), interpolation=interp)
     out = np.full((height, width, 3), pad_value, dtype=np.uint8)
     y0, x0 = (height - new_h) // 2, (width - new_w) // 2
@@ -112,9 +123,10 @@ def fit_image(
     return out
 
 
-def prepare(img: np.ndarray, meta: ModelMetadata) -> np.ndarray:
-    """An RGB uint8 image -> the model's HxWxC uint8 input (colour order and fit from metadata)."""
-    out = fit_image(img, meta.height, meta.width, meta.fit, meta.pad_value)
+def prepare(img: np.ndarray, meta: ModelMetadata, source_size: tuple[int, int] | None = None) -> np.ndarray:
+    """An RGB uint8 image -> the model's HxWxC uint8 input (colour order and fit from metadata);
+    ``source_size``: its size before a reduced decode (see ``fit_image``)."""
+    out = fit_image(img, meta.height, meta.width, meta.fit, meta.pad_value, source_size)
     if meta.color_order.upper() == "BGR":
         out = out[:, :, ::-1]
     if meta.channels == 1:
@@ -123,8 +135,10 @@ def prepare(img: np.ndarray, meta: ModelMetadata) -> np.ndarray:
 
 
 def load_for_model(path: str | Path, meta: ModelMetadata) -> np.ndarray:
-    """Read a file (a JPEG at reduced size where that keeps enough pixels) and prepare it: HxWxC uint8."""
-    return prepare(read_image(path, min_size=(meta.height, meta.width)), meta)
+    """Read a file (a JPEG at reduced size where that keeps enough pixels) and prepare it: HxWxC uint8,
+    placed exactly as the full-size decode would be."""
+    img, full_size = read_sized(path, min_size=(meta.height, meta.width))
+    return prepare(img, meta, full_size)
 
 
 def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:

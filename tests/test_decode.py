@@ -290,3 +290,25 @@ def test_app_thumbnails_use_the_same_decode(qapp, tmp_path):
     t.start()
     t.join(2.0)
     assert done == [True]  # an empty thumbnail at once, never a blocked GUI thread
+
+
+def test_a_reduced_decode_is_placed_exactly_where_the_full_decode_goes(tmp_path):
+    from fashion_edge.runtime.metadata import read_metadata
+    from fashion_edge.runtime.preprocess import load_for_model, prepare
+
+    meta = read_metadata(make_tiny_models(tflite=False)["onnx_int8"])
+    # 1000 x 1042 at 1/4 decodes to 250 x 261, whose own pad-fit is 57 rows high where the full
+    # image's is 58: the content would shift by a row. The full-size geometry keeps it in place.
+    for h, w in ((1000, 1042), (1000, 1317), (1042, 1000), (2861, 4193)):
+        img = np.full((h, w, 3), 255, np.uint8)
+        img[:, : w // 2] = (200, 30, 30)
+        p = tmp_path / f"{h}x{w}.jpg"
+        p.write_bytes(jpeg_bytes(img))
+        full = prepare(read_image(p), meta)
+        reduced = load_for_model(p, meta)
+        white_full = (full == 255).all(axis=2)
+        white_red = (reduced == 255).all(axis=2)
+        pad_rows_full = np.flatnonzero(~white_full.all(axis=1))
+        pad_rows_red = np.flatnonzero(~white_red.all(axis=1))
+        assert (pad_rows_full.min(), pad_rows_full.max()) == (pad_rows_red.min(), pad_rows_red.max()), (h, w)
+        assert np.abs(full.astype(int) - reduced.astype(int)).mean() < 2.0, (h, w)
