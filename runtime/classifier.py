@@ -20,7 +20,7 @@ from fashion_edge.runtime.metadata import (
     onnx_session_metadata,
     read_tflite_metadata,
 )
-from fashion_edge.runtime.preprocess import prepare, read_image
+from fashion_edge.runtime.preprocess import load_for_model, prepare
 from fashion_edge.runtime.review import needs_review
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -121,9 +121,9 @@ class Classifier:
     def prepare(self, image: np.ndarray | str | Path) -> np.ndarray:
         """An RGB uint8 image of any size (or a file path, decoded reduced to what the input needs)
         -> the model's HxWxC uint8 input."""
-        path = isinstance(image, (str, Path))
-        img = read_image(image, min_size=(self.meta.height, self.meta.width)) if path else image
-        return prepare(img, self.meta)
+        if isinstance(image, (str, Path)):
+            return load_for_model(image, self.meta)  # placed as the full-size decode would be
+        return prepare(image, self.meta)
 
     def predict(
         self,
