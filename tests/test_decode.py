@@ -245,7 +245,7 @@ def test_fashion_label_survives_bombs_fifos_and_device_links_in_bounded_memory(t
     (folder / "good.jpg").write_bytes(jpeg_bytes(photo(1200, 900)))
     (folder / "bomb.jpg").write_bytes(jpeg_bomb())
     (folder / "bomb2.jpg").write_bytes(jpeg_bomb(12000, 9000))
-    (folder / "bomb16.png").write_bytes(png_bomb(11000, 10000))  # 110 MP of real 16-bit RGBA rows
+    (folder / "bomb16.png").write_bytes(png_bomb(11000, 10000, rows=100))  # 110 MP 16-bit RGBA header
     os.mkfifo(folder / "x.jpg")
     os.symlink("/dev/zero", folder / "zero.jpg")
     model = make_tiny_models(tflite=False)["onnx_int8"]
