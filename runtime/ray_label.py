@@ -113,7 +113,9 @@ def ray_engine(
                 batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                 num_cpus=1,
             )  # fmt: skip
-            batches_out = ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2)
+            batches_out = iter(
+                ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2)
+            )
             while not cancel.is_set():
                 try:
                     out = next(batches_out, None)
