@@ -145,3 +145,17 @@ def test_pretrained_lite0_trains_in_phases_at_its_input_size_and_resumes(tiny_ca
     assert "resuming" in capsys.readouterr().out
     assert json.loads((run / "checkpoints/state.json").read_text())["epoch"] == 3
     assert (load_json(run / "metadata.json").height, load_json(run / "metadata.json").width) == (64, 48)
+
+
+def test_finetune_balances_correction_classes():
+    """A big correction class must not dominate: smaller classes are repeated, at most MAX_CLASS_REPEAT times."""
+    import numpy as np
+
+    from fashion_edge.training.finetune import MAX_CLASS_REPEAT, balance_classes
+
+    y = np.array([0] * 300 + [1] * 100 + [2] * 10)
+    x = np.arange(len(y))
+    xb, yb = balance_classes(x, y)
+    counts = np.bincount(yb)
+    assert counts[0] == 300 and counts[1] == 300 and counts[2] == 10 * MAX_CLASS_REPEAT
+    assert set(xb[yb == 2]) == set(x[y == 2])  # repeats, never invented examples

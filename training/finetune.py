@@ -45,6 +45,18 @@ def read_extra(extra: Path, classes: list[str]) -> list[tuple[Path, str]]:
     return sorted(pairs.items())
 
 
+MAX_CLASS_REPEAT = 4  # a rare correction class is repeated at most this often to match the largest
+
+
+def balance_classes(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat the examples of smaller classes (up to MAX_CLASS_REPEAT times) so that every corrected
+    class weighs about as much as the largest: 312 handbags must not teach "a real photo is a bag"."""
+    counts = np.bincount(y)
+    reps = np.clip(np.round(counts.max() / np.maximum(counts, 1)), 1, MAX_CLASS_REPEAT).astype(int)
+    idx = np.concatenate([np.repeat(np.flatnonzero(y == c), reps[c]) for c in np.unique(y)])
+    return x[idx], y[idx]
+
+
 def finetune(args: argparse.Namespace) -> Path:
     """Fine-tune a run's model on sorting-table images mixed with its own training data (no forgetting)."""
     import tensorflow as tf
@@ -69,7 +81,7 @@ def finetune(args: argparse.Namespace) -> Path:
         except ImageError as e:
             bad += 1
             print(f"skipping {path}: {e}", file=sys.stderr)
-    x_extra, y_extra = np.stack(xs), np.array(ys)
+    x_extra, y_extra = balance_classes(np.stack(xs), np.array(ys))
     splits = read_split_pairs(src / "splits.csv")
     data_root = args.data or meta.provenance.get("data_root")
     rng = np.random.default_rng(args.seed)
@@ -104,12 +116,12 @@ def finetune(args: argparse.Namespace) -> Path:
         shutil.copy(src / "run_args.json", run / "run_args.json")
     meta.source_run = run.name
     meta.provenance = {**meta.provenance, "finetuned_from": str(src), "extra": str(args.extra),
-                       "extra_images": len(x_extra), "extra_unreadable": bad}  # fmt: skip
+                       "extra_images": len(xs), "extra_after_balancing": len(x_extra), "extra_unreadable": bad}  # fmt: skip
     save_json(meta, run / "metadata.json")
     extra = {"device": "CPU" if not tf.config.list_physical_devices("GPU") else "GPU",
              "train_seconds": time.time() - t0, "epochs_run": epochs, "data_root": data_root,
-             "settings": {"finetune_from": str(src), "extra": str(args.extra), "extra_images": len(x_extra),
+             "settings": {"finetune_from": str(src), "extra": str(args.extra), "extra_images": len(xs), "extra_after_balancing": len(x_extra),
                           "old_train_images": n_old, "repeats": reps, "lr": args.lr or 1e-4, "epochs": epochs}}  # fmt: skip
     info = evaluate_run(run, data_root, extra)
-    print(f"fine-tuned on {len(x_extra)} images: test top-1 {info['test']['top1']:.4f} -> {run}")
+    print(f"fine-tuned on {len(xs)} images: test top-1 {info['test']['top1']:.4f} -> {run}")
     return run
