@@ -61,7 +61,7 @@ def bind_to_folder(journal: Path, folder: Path, model_id: str, has_rows: bool) -
     side = sidecar_of(journal)
     inside = journal.parent.resolve() == here
     info = None
-    if side.exists():
+    if side.exists() and has_rows:  # a record left beside an emptied or deleted journal binds nothing
         try:
             info = json.loads(side.read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -71,6 +71,18 @@ def test_a_journal_of_another_folder_is_refused(model, tmp_path, capsys):
     assert out.read_bytes() == before and not dest.exists()
 
 
+def test_a_deleted_journal_frees_its_name_for_another_folder(clf, tmp_path):
+    a = folder_of(tmp_path / "A", {"x.png": 0})
+    b = folder_of(tmp_path / "B", {"y.png": 1})
+    out = tmp_path / "labels.csv"
+    run_labeling(a, clf, out)
+    out.unlink()  # the sidecar stays behind
+    assert run_labeling(b, clf, out).this_run == 1
+    assert json.loads(sidecar_of(out).read_text(encoding="utf-8"))["folder"] == str(b.resolve())
+    with pytest.raises(LabelingError, match="journal of another folder"):
+        run_labeling(a, clf, out)
+
+
 def test_an_old_journal_without_a_folder_record_is_refused_outside_the_folder(clf, tmp_path):
     a = folder_of(tmp_path / "A", {"x.png": 0})
     out = tmp_path / "labels.csv"
