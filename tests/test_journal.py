@@ -261,3 +261,19 @@ def test_a_read_only_folder_says_to_use_out(model, tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert "choose a journal elsewhere with --out" in err and err.count("\n") == 1
     assert main([str(a), "--model", str(model), "--out", str(tmp_path / "j.csv")]) == 0
+
+
+def test_a_ray_actor_refuses_a_different_model_file_on_its_node(model, tmp_path):
+    from fashion_edge.runtime.ray_label import ClassifierActor
+
+    with pytest.raises(RuntimeError, match="not the driver's model file"):
+        ClassifierActor(str(model), str(tmp_path), "0" * 16, 3, None)
+    actor = ClassifierActor(str(model), str(tmp_path), model_fingerprint(model), 3, None)
+    (tmp_path / "a.png").write_bytes(cv2.imencode(".png", colour_image(0))[1].tobytes())
+    import numpy as np
+
+    out = actor(
+        {"key": np.array(["a.png"]), "path": np.array([os.fsencode(tmp_path / "a.png")], dtype=object)}
+    )
+    rec = LabelRecord.from_json(str(out["record"][0]))
+    assert rec.path == "a.png" and rec.model == model_fingerprint(model) and not rec.error
