@@ -158,10 +158,19 @@ def out_of_fold(
     return np.concatenate(probs), np.concatenate(idx)
 
 
+def wilson_lower(right: np.ndarray, n: np.ndarray, z: float = 1.2816) -> np.ndarray:
+    """One-sided lower confidence bound (90 % for z = 1.2816) of a proportion right / n."""
+    p = right / n
+    centre = p + z * z / (2 * n)
+    margin = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - margin) / (1 + z * z / n)
+
+
 def calibrate_threshold(
     conf: np.ndarray, right: np.ndarray, reviewable: np.ndarray, target: float, min_n: int, fallback: float
 ) -> tuple[float, str]:
-    """Lowest confidence whose held-out items at/above it are >= ``target`` right.
+    """Lowest confidence whose held-out items at/above it are >= ``target`` right, with 90 %
+    confidence (Wilson lower bound), so a handful of lucky items cannot open the gate.
 
     ``reviewable`` marks items the review rule sends to review whatever their confidence (e.g. the
     unknown class); they are left out. With fewer than ``min_n`` held-out items the fallback is kept.
@@ -175,10 +184,14 @@ def calibrate_threshold(
         )
     order = np.argsort(-c, kind="stable")
     c, r = c[order], r[order].astype(np.float64)
-    prec = np.cumsum(r) / np.arange(1, len(r) + 1)
-    ok = np.flatnonzero(prec >= target)
+    n = np.arange(1, len(r) + 1)
+    prec = np.cumsum(r) / n
+    ok = np.flatnonzero(wilson_lower(np.cumsum(r), n) >= target)
     if len(ok) == 0:
-        return 1.0, f"no confidence level reached {target:.0%} right on held-out items: all go to review"
+        return max(fallback, min(1.0, float(c[0]) + 1e-6)), (
+            f"no confidence level is >= {target:.0%} right with 90 % confidence on {len(c)} held-out items: "
+            "conservative threshold kept"
+        )
     # the lowest threshold whose items above it (all at that confidence or more) meet the target
     last = ok[-1]
     thr = float(c[last])

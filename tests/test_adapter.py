@@ -288,3 +288,23 @@ def test_fashion_label_learns_a_new_class_from_a_folder_and_reuses_the_fit(model
 
     code, _, err = _label([str(todo), "--model", str(model), "--save-adapter", str(ad_file)], capsys)
     assert code == 2 and "--save-adapter needs --learn-from DIR" in err
+
+
+def test_review_threshold_needs_enough_held_out_evidence():
+    from fashion_edge.runtime.adapter_head import calibrate_threshold
+
+    rng = np.random.default_rng(0)
+    conf = np.sort(rng.uniform(0.3, 1.0, 200))[::-1]
+    right = np.ones(200, bool)
+    right[150:] = rng.random(50) < 0.5  # confident items right, unsure ones a coin flip
+    none = np.zeros(200, bool)
+    thr, note = calibrate_threshold(conf, right, none, 0.97, 20, 0.95)
+    assert conf[149] >= thr > conf[155] and "held-out items at/above" in note
+    # 25 items, all right: too little evidence for 97 % -> conservative, above every held-out item
+    thr, note = calibrate_threshold(conf[:25], right[:25], none[:25], 0.97, 20, 0.5)
+    assert thr > conf[0] and "conservative" in note
+    thr, note = calibrate_threshold(conf[:10], right[:10], none[:10], 0.97, 20, 0.95)
+    assert thr == 0.95 and "10 held-out items" in note
+    # items the review rule always reviews (the unknown class) do not count as evidence
+    thr, _ = calibrate_threshold(conf, right, np.ones(200, bool), 0.97, 20, 0.95)
+    assert thr == 0.95
