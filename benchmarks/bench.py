@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from fashion_edge.benchmarks import floors as floor_checks
+from fashion_edge.benchmarks.compare import compare_table
 from fashion_edge.benchmarks.labelbench import label_in_subprocess, write_images
 from fashion_edge.benchmarks.latency import WorkerError, measure_in_subprocess
 from fashion_edge.benchmarks.photobench import photo_line, safe_photo_row
@@ -97,6 +98,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--keras", type=Path, metavar="RUN_DIR", help="training run with model.keras: float reference"
     )
     ap.add_argument("--results-md", type=Path, help="also write the report here (+ a .png beside it)")
+    ap.add_argument(
+        "--compare",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="DIR",
+        help="also benchmark DIR in the same run; one side-by-side table (latency × the first DIR's int8 ONNX)",
+    )
     a = ap.parse_args(argv)
     if a.model_dir is None:  # the runtime's default model (FASHION_EDGE_MODEL, else the shipped one)
         from fashion_edge.runtime.classifier import default_model_path
@@ -541,6 +550,18 @@ def write_outputs(result: dict[str, Any], out: Path, results_md: Path | None) ->
     return paths
 
 
+def compare_folders(a: argparse.Namespace, command: str, first: dict[str, Any]) -> list[dict[str, Any]]:
+    """Benchmark every --compare folder with the same settings (no second photo-folder run)."""
+    from fashion_edge.benchmarks.compare import real_photos, summary
+
+    entries = [summary(first, real_photos(Path(first["model_dir"])))]
+    for folder in a.compare:
+        other = argparse.Namespace(**{**vars(a), "model_dir": folder, "photo_n": 0, "webcam_set": None,
+                                      "keras": None, "label_n": 0})  # fmt: skip
+        entries.append(summary(run(other, command), real_photos(folder)))
+    return entries
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = shlex.join(["fashion-bench", *argv])
@@ -552,6 +573,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         floors = floor_checks.parse(a.floor, "floor")
         ceilings = floor_checks.parse(a.ceiling, "ceiling")
         result = run(a, command)
+        if a.compare:
+            result["compare"] = compare_folders(a, command, result)
     except (BenchError, floor_checks.FloorError, DataError, MetadataError) as e:
         print(f"fashion-bench: {e}", file=sys.stderr)
         return 2
@@ -565,6 +588,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = a.out or Path("runs") / f"bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
     paths = write_outputs(result, out, a.results_md)
     print(main_table(result))
+    if result.get("compare"):
+        print("\n" + compare_table(result["compare"]))
     if result.get("photo_labeling"):
         print(photo_line(result["photo_labeling"]))
     if result["speedups"]:

@@ -185,6 +185,12 @@ def labeling_line(lab: dict[str, Any] | None) -> str:
     )
 
 
+def _compare(entries: list[dict[str, Any]]) -> str:
+    from fashion_edge.benchmarks.compare import compare_table  # compare imports this module
+
+    return compare_table(entries)
+
+
 def report(result: dict[str, Any], plot_name: str | None = None) -> str:
     """The full markdown report (what RESULTS.md holds)."""
     out = [
@@ -199,6 +205,11 @@ def report(result: dict[str, Any], plot_name: str | None = None) -> str:
         main_table(result),
         "",
         table_notes(result),
+        *(
+            ["", "## Models side by side (same run)", "", _compare(result["compare"])]
+            if result.get("compare")
+            else []
+        ),
         "",
         "## int8 speed-up over float32 (same runtime, same run)",
         "",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+
 from fashion_edge.benchmarks import floors
 from fashion_edge.benchmarks.accuracy import evaluate
 from fashion_edge.benchmarks.bench import main
@@ -16,7 +18,6 @@ from fashion_edge.benchmarks.latency import summarize, time_calls
 from fashion_edge.benchmarks.sysinfo import cpu_info
 from fashion_edge.runtime.metadata import save_json
 from fashion_edge.training.data import STYLES_FIELDS
-
 from tests.onnx_tiny import DEFAULT_CLASSES, colour_image, make_tiny_models, tiny_metadata
 
 N_PER_CLASS = 8
@@ -204,3 +205,28 @@ def test_bench_tiny_export_with_keras_and_webcam(tiny_catalogue, tmp_path, capsy
     assert len({r["name"] for r in result["rows"]}) == len(files)  # every row named apart
     assert {s["format"] for s in result["speedups"]} == {"tflite", "onnx"}
     assert "Webcam top-1" in printed and "| Keras | float32 |" in printed
+
+
+def test_compare_puts_folders_side_by_side_with_latency_ratios(
+    colour_model_dir, tmp_path, capsys, monkeypatch
+) -> None:
+    """--compare benchmarks a second folder in the same run; ratios are to its int8 ONNX file."""
+    from fashion_edge.benchmarks import compare
+
+    model_dir, cat = colour_model_dir
+    other = tmp_path / "other"
+    shutil.copytree(model_dir, other)
+    (other / "model_float32.onnx").unlink()  # a different folder: its int8 file only
+    monkeypatch.setattr(compare, "real_photos", lambda folder: None)  # no real-dev data in this test
+    assert run_bench(model_dir, cat, tmp_path / "out", "--compare", str(other)) == 0
+    printed = capsys.readouterr().out
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    first, second = result["compare"]
+    assert Path(second["model_dir"]) == other and {r["file"] for r in second["rows"]} == {"model_int8.onnx"}
+    assert "× other/model_int8.onnx" in printed
+    ref = second["rows"][0]["p50"]
+    line = next(
+        ln for ln in printed.splitlines() if ln.startswith(f"| {model_dir.name} | model_float32.onnx")
+    )
+    assert f"{first['rows'][0]['p50'] / ref:.2f}×" in line or f"{first['rows'][1]['p50'] / ref:.2f}×" in line
+    assert "## Models side by side" in (tmp_path / "out" / "results.md").read_text()
