@@ -27,11 +27,12 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 MAX_PIXELS = 100_000_000  # refuse images whose header says more pixels than this (decompression bombs)
-MAX_FILE_BYTES = 200 * 2**20  # never read more than this from one file (a 100 MP JPEG is ~40 MB)
-# Refuse decodes whose pixel buffer would exceed this (width x height x bytes per pixel, from the
-# header): a 7 MB PNG can hold a 16-bit RGBA image of 30 MP = 240 MB. With the conversions that
-# follow, one such decode peaks at ~2x this, which keeps `fashion-label` under 500 MB.
-MAX_DECODE_BYTES = 256 * 2**20
+MAX_FILE_BYTES = 200 * 2**20  # never read more than this from one file (bounded reads)
+# Refuse decodes whose pixel buffer (width x height x bytes per pixel, from the header) exceeds
+# this: a 16-bit RGBA PNG over 16 MP, an 8-bit RGB image over 44 MP decoded at full size. A decode
+# peaks at ~2.3x its buffer (conversions); measured: `fashion-label` on a folder with a 130 KB
+# 16-bit RGBA PNG of 4000x4190 (just under) and three 12 MP JPEGs peaks at 458 MB RSS.
+MAX_DECODE_BYTES = 128 * 2**20
 SERIAL_DECODE_BYTES = 32 * 2**20  # decodes larger than this run one at a time (bounded peak memory)
 # The reduced JPEG must cover MARGIN x the model's input in both dimensions. Measured with the
 # shipped int8 model (benchmarks/decode_accuracy.py, each image re-encoded at 6 sizes, 320-1920 px),
