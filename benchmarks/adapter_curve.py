@@ -14,6 +14,7 @@ catalogue images, and ``--write-corrections K DIR`` (the same draw, as ``DIR/<cl
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import sys
 import time
@@ -276,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-timing", action="store_true")
     p.add_argument("--md", type=Path, help="append the table to this Markdown file")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--l2", default=None, help="adapter l2: a number or 'auto' (default: the adapter's)")
     p.add_argument("--write-corrections", nargs=2, metavar=("K", "DIR"))
     p.add_argument("--keras", type=Path, help="score RUN/model.keras on eval/ (TensorFlow)")
     args = p.parse_args(argv)
@@ -286,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         print(keras_curve(args.keras, args.real))
         return 0
     clf = load(args.model, threads=args.threads)
+    if args.l2 is not None:
+        global fit_adapter
+        fit_adapter = functools.partial(fit_adapter, l2=args.l2 if args.l2 == "auto" else float(args.l2))
     if args.write_corrections:
         k, out = int(args.write_corrections[0]), Path(args.write_corrections[1])
         print(f"linked {write_corrections(args.real, k, args.seeds[0], out, clf.classes)} photos into {out}")

@@ -49,6 +49,7 @@ MAX_CATALOGUE_DROP = 2.0  # points: the safety gate
 REVIEW_TARGET = 0.97  # held-out precision (90 % lower bound) the adapted review threshold must reach
 MIN_HELDOUT_FOR_THRESHOLD = 20
 N_FOLDS = 4  # 25 % held out per fold
+L2_GRID = (1e-3, 3e-4, 1e-4)  # l2="auto": chosen per fit on the held-out corrections
 ANCHOR_WEIGHT = 1.0  # total weight of the catalogue anchors vs 1 for the corrections (real-dev learn/ CV)
 
 Example = tuple[str | Path | np.ndarray, str]
@@ -178,7 +179,7 @@ def fit_adapter(
     force: bool = False,
     seed: int = 0,
     progress: Progress | None = None,
-    l2: float = DEFAULT_L2,
+    l2: float | str = "auto",
     catalogue: Any = "auto",
     anchor_weight: float = ANCHOR_WEIGHT,
 ) -> Adapter:
@@ -237,7 +238,12 @@ def fit_adapter(
         notes.append("fewer than 2 examples per class: no held-out accuracy")
         thr_note = f"no held-out items: kept the conservative threshold {thr:.3g}"
     else:
-        probs, idx = out_of_fold(base, feats, y, len(classes), fold, l2, anchors)
+        grid = L2_GRID if l2 == "auto" else (float(l2),)
+        runs = out_of_fold(base, feats, y, len(classes), fold, grid, anchors)
+        l2 = min(grid, key=lambda g: _balanced_log_loss(runs[g][0], y[runs[g][1]]))
+        probs, idx = runs[l2]
+        if len(grid) > 1:
+            notes.append(f"l2 {l2:g} chosen on held-out log-loss from {', '.join(f'{g:g}' for g in grid)}")
         pred = probs.argmax(1)
         heldout_n = len(idx)
         heldout_acc = float((pred == y[idx]).mean())
@@ -249,6 +255,7 @@ def fit_adapter(
         small = [c for c in classes if (y == classes.index(c)).sum() < 2]
         if small:
             notes.append(f"classes with 1 example (never held out): {', '.join(small)}")
+    l2 = DEFAULT_L2 if l2 == "auto" else float(l2)
     head = fit_head(base, feats, y, len(classes), l2, anchors)
     counts = {c: int((y == i).sum()) for i, c in enumerate(classes) if (y == i).any()}
     ad = Adapter(
@@ -275,6 +282,12 @@ def fit_adapter(
     else:
         ad.notes.append("catalogue check skipped: the model's test images are not available here")
     return ad
+
+
+def _balanced_log_loss(probs: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
+    counts = np.bincount(y)
+    return float(-(np.log(p) / counts[y]).sum() / (counts > 0).sum())
 
 
 def adapter_probs(ad: Adapter, logits: np.ndarray, emb: np.ndarray, clf: Classifier) -> np.ndarray:

@@ -314,3 +314,22 @@ def test_shipped_models_describe_themselves() -> None:
         assert 0 < m.metrics["test_top1"] <= 1
     rep = json.loads((SHIPPED / "export_report.json").read_text())
     assert rep["gate"]["passed"]
+
+
+@pytest.mark.slow
+def test_every_file_carries_the_embedding_output(tiny_export) -> None:
+    """The input of the Dense 'logits' layer is a second output of every file, named in the metadata."""
+    from fashion_edge.runtime import load
+
+    _, out = tiny_export
+    rep = json.loads((out / "export_report.json").read_text())
+    x = np.random.default_rng(0).integers(0, 256, (5, 80, 60, 3)).astype(np.uint8)
+    for fmt, path in present(out):
+        clf = load(path)
+        assert (clf.meta.logits_output, clf.meta.embedding_output) == ("logits", "embedding"), path.name
+        logits, emb = clf.logits_and_embedding(x)
+        assert emb.shape == (5, clf.meta.embedding_size) and clf.meta.embedding_size > 0
+        np.testing.assert_allclose(logits, clf.logits(x), rtol=1e-5, atol=1e-5)
+    cos = {f["file"]: f["embedding_cosine"] for f in rep["files"]}
+    assert cos["model_float32.onnx"]["min"] > 0.9999 and cos["model_int8.onnx"]["mean"] > 0.95
+    assert "## Embedding output" in (out / "export_report.md").read_text()
