@@ -232,56 +232,76 @@ def fit_adapter(
         )
 
     fold = stratified_folds(y, N_FOLDS, seed)
-    heldout_acc = heldout_before = None
-    thr, thr_note, heldout_n = max(clf.meta.review_threshold, 0.95), "", 0
+    grid = L2_GRID if l2 == "auto" else (float(l2),)
+    fallback_thr = max(clf.meta.review_threshold, 0.95)
+    runs: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     if fold is None or (fold >= 0).sum() < 2:
         notes.append("fewer than 2 examples per class: no held-out accuracy")
-        thr_note = f"no held-out items: kept the conservative threshold {thr:.3g}"
+        chosen = DEFAULT_L2 if l2 == "auto" else float(l2)
     else:
-        grid = L2_GRID if l2 == "auto" else (float(l2),)
         runs = out_of_fold(base, feats, y, len(classes), fold, grid, anchors)
-        l2 = min(grid, key=lambda g: _balanced_log_loss(runs[g][0], y[runs[g][1]]))
-        probs, idx = runs[l2]
+        chosen = min(grid, key=lambda g: _balanced_log_loss(runs[g][0], y[runs[g][1]]))
         if len(grid) > 1:
-            notes.append(f"l2 {l2:g} chosen on held-out log-loss from {', '.join(f'{g:g}' for g in grid)}")
-        pred = probs.argmax(1)
-        heldout_n = len(idx)
-        heldout_acc = float((pred == y[idx]).mean())
-        heldout_before = float((base[idx].argmax(1) == y[idx]).mean())
-        unknown = np.array([classes[p] == clf.meta.unknown_class for p in pred])
-        thr, thr_note = calibrate_threshold(
-            probs.max(1), pred == y[idx], unknown, REVIEW_TARGET, MIN_HELDOUT_FOR_THRESHOLD, thr
-        )
-        small = [c for c in classes if (y == classes.index(c)).sum() < 2]
+            notes.append(
+                f"l2 {chosen:g} chosen on held-out log-loss from {', '.join(f'{g:g}' for g in grid)}"
+            )
+        small = [c for c in classes if (y == classes.index(c)).sum() == 1]
         if small:
             notes.append(f"classes with 1 example (never held out): {', '.join(small)}")
-    l2 = DEFAULT_L2 if l2 == "auto" else float(l2)
-    head = fit_head(base, feats, y, len(classes), l2, anchors)
-    counts = {c: int((y == i).sum()) for i, c in enumerate(classes) if (y == i).any()}
-    ad = Adapter(
-        classes=classes, new_classes=new, model_fingerprint=model_fingerprint(clf.path), n_examples=len(y),
-        conflicts=conflicts, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        heldout_acc=heldout_acc, heldout_acc_before=heldout_before, catalogue_acc=None, catalogue_acc_before=None,
-        accepted=True, refusal=None, review_threshold=float(thr), threshold_note=thr_note, heldout_n=heldout_n,
-        counts=counts, skipped=skipped, notes=notes, model_file=clf.path.name, l2=l2, forced=force,
-        W=head.W, b=head.b, alpha=head.alpha,
-    )  # fmt: skip
     if anchors is not None:
-        ad.notes.append(f"anchored on {len(anchors.y)} catalogue images (weight {anchor_weight:g})")
-    if isinstance(cat, CatalogueSet):
-        ad.catalogue_n = len(cat.y)
-        ad.catalogue_acc_before = cat.accuracy(cat.base_pred)
-        ad.catalogue_acc = cat.accuracy(adapter_probs(ad, cat.logits, cat.emb, clf).argmax(1))
-        drop = (ad.catalogue_acc_before - ad.catalogue_acc) * 100
-        if drop > MAX_CATALOGUE_DROP:
-            ad.refusal = (
-                f"catalogue accuracy drops {drop:.1f} points ({ad.catalogue_acc_before:.1%} -> "
-                f"{ad.catalogue_acc:.1%} on {ad.catalogue_n} test images; max {MAX_CATALOGUE_DROP:g})"
+        notes.append(f"anchored on {len(anchors.y)} catalogue images (weight {anchor_weight:g})")
+    if not isinstance(cat, CatalogueSet):
+        notes.append("catalogue check skipped: the model's test images are not available here")
+    counts = {c: int((y == i).sum()) for i, c in enumerate(classes) if (y == i).any()}
+    # the chosen penalty first; if the catalogue gate refuses it, the stronger ones in turn
+    candidates = [chosen] + sorted((g for g in grid if g > chosen), reverse=False)
+    tried: list[Adapter] = []
+    for g in candidates:
+        head = fit_head(base, feats, y, len(classes), g, anchors)
+        heldout_acc = heldout_before = None
+        thr, heldout_n = fallback_thr, 0
+        thr_note = f"no held-out items: kept the conservative threshold {fallback_thr:.3g}"
+        if g in runs:
+            probs, idx = runs[g]
+            pred = probs.argmax(1)
+            heldout_n = len(idx)
+            heldout_acc = float((pred == y[idx]).mean())
+            heldout_before = float((base[idx].argmax(1) == y[idx]).mean())
+            unknown = np.array([classes[p] == clf.meta.unknown_class for p in pred])
+            thr, thr_note = calibrate_threshold(
+                probs.max(1), pred == y[idx], unknown, REVIEW_TARGET, MIN_HELDOUT_FOR_THRESHOLD, fallback_thr
             )
-            ad.accepted = force
-    else:
-        ad.notes.append("catalogue check skipped: the model's test images are not available here")
+        ad = Adapter(
+            classes=classes, new_classes=new, model_fingerprint=model_fingerprint(clf.path), n_examples=len(y),
+            conflicts=conflicts, created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            heldout_acc=heldout_acc, heldout_acc_before=heldout_before, catalogue_acc=None,
+            catalogue_acc_before=None, accepted=True, refusal=None, review_threshold=float(thr),
+            threshold_note=thr_note, heldout_n=heldout_n, counts=counts, skipped=skipped, notes=list(notes),
+            model_file=clf.path.name, l2=g, forced=force, W=head.W, b=head.b, alpha=head.alpha,
+        )  # fmt: skip
+        if not isinstance(cat, CatalogueSet) or _gate(ad, cat, clf):
+            if g != chosen:
+                ad.notes.append(f"l2 raised to {g:g}: with {chosen:g} the catalogue gate refused")
+            return ad
+        tried.append(ad)
+    ad = tried[0]  # refused at every penalty: the best fit on the corrections, used only if forced
+    ad.accepted = force
     return ad
+
+
+def _gate(ad: Adapter, cat: Any, clf: Classifier) -> bool:
+    """Score ``ad`` on the catalogue set; record the figures and a refusal; True when it passes."""
+    ad.catalogue_n = len(cat.y)
+    ad.catalogue_acc_before = cat.accuracy(cat.base_pred)
+    ad.catalogue_acc = cat.accuracy(adapter_probs(ad, cat.logits, cat.emb, clf).argmax(1))
+    drop = (ad.catalogue_acc_before - ad.catalogue_acc) * 100
+    if drop > MAX_CATALOGUE_DROP:
+        ad.refusal = (
+            f"catalogue accuracy drops {drop:.1f} points ({ad.catalogue_acc_before:.1%} -> "
+            f"{ad.catalogue_acc:.1%} on {ad.catalogue_n} test images; max {MAX_CATALOGUE_DROP:g})"
+        )
+        return False
+    return True
 
 
 def _balanced_log_loss(probs: np.ndarray, y: np.ndarray) -> float:
