@@ -113,12 +113,13 @@ class Adapter:
 
 
 def model_fingerprint(path: str | Path) -> str:
-    """sha256 of the model file's bytes (first 16 hex digits)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    """sha256 of the model file's bytes (first 16 hex digits; cached per path, size and mtime)."""
+    from fashion_edge.runtime.journal_guard import model_fingerprint as file_fingerprint
+
+    fp = file_fingerprint(path)
+    if not fp:
+        raise AdapterError(f"{path}: model file cannot be read")
+    return fp
 
 
 def _key(item: str | Path | np.ndarray) -> str:
@@ -398,6 +399,9 @@ class AdaptedClassifier(Classifier):
         super().__init__(base.path, base.backend, meta)
         self.base = base
         self.adapter = adapter
+        digest = hashlib.sha256(adapter.W.tobytes() + adapter.b.tobytes() + repr(adapter.alpha).encode())
+        # journals record which model made a row: the file's fingerprint plus this adapter's
+        self.model_id = f"{adapter.model_fingerprint}+{digest.hexdigest()[:8]}"
 
     def __repr__(self) -> str:
         return f"AdaptedClassifier({self.path.name}, {len(self.classes)} classes, {self.adapter.n_examples} examples)"

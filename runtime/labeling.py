@@ -182,7 +182,7 @@ def label_paths(
     root_p = Path(root)
     ps = [Path(p) for p in paths]
     decoded = list(executor.map(lambda p: _decode(clf, p), ps) if executor else (_decode(clf, p) for p in ps))
-    model_id = model_fingerprint(getattr(clf, "path", None))
+    model_id = getattr(clf, "model_id", None) or model_fingerprint(getattr(clf, "path", None))
     return records_from(clf, [path_key(p, root_p) for p in ps], decoded, top_k, review_below, model_id)
 
 
@@ -273,7 +273,7 @@ def _chunks(seq: Sequence[Any], n: int) -> list[Sequence[Any]]:
 
 def local_engine(clf: Any, top_k: int, review_below: float | None, workers: int) -> Engine:
     """Decode in ``workers`` threads two batches ahead while the previous batch is inferred."""
-    model_id = model_fingerprint(getattr(clf, "path", None))
+    model_id = getattr(clf, "model_id", None) or model_fingerprint(getattr(clf, "path", None))
 
     def run(batches: Sequence[Batch], cancel: threading.Event) -> Iterator[list[LabelRecord]]:
         pool = _DaemonPool(workers)
@@ -360,7 +360,7 @@ def run_labeling(
     out = Path(out_csv) if out_csv is not None else root / JOURNAL_NAME
     dest = Path(sort_dest) if sort_dest is not None else None
     cancel = cancel or threading.Event()
-    model_id = model_fingerprint(getattr(clf, "path", None))
+    model_id = getattr(clf, "model_id", None) or model_fingerprint(getattr(clf, "path", None))
     images = find_images(root, recursive, _exclusions(root, dest, clf.classes))
     keys = [path_key(p, root) for p in images]
     by_key = dict(zip(keys, images, strict=True))

@@ -308,3 +308,25 @@ def test_review_threshold_needs_enough_held_out_evidence():
     # items the review rule always reviews (the unknown class) do not count as evidence
     thr, _ = calibrate_threshold(conf, right, np.ones(200, bool), 0.97, 20, 0.95)
     assert thr == 0.95
+
+
+def test_resume_relabels_rows_of_the_plain_model_when_an_adapter_is_used(model, tmp_path, capsys):
+    import csv
+
+    learn, todo = tmp_path / "learn", tmp_path / "todo"
+    _write(learn / "Tshirts", "red", 4)
+    _write(learn / "Jeans", "yellow", 4)
+    todo.mkdir()
+    for i in range(3):
+        cv2.imwrite(
+            str(todo / f"y{i}.png"), cv2.cvtColor(coloured(COLOURS["yellow"], 900 + i), cv2.COLOR_RGB2BGR)
+        )
+    out = tmp_path / "labels.csv"
+    assert _label([str(todo), "--model", str(model), "--out", str(out)], capsys)[0] == 0
+    assert "Jeans" not in {r["label"] for r in csv.DictReader(open(out, encoding="utf-8"))}
+    code, stdout, err = _label(
+        [str(todo), "--model", str(model), "--out", str(out), "--learn-from", str(learn)], capsys
+    )
+    assert code == 0, err
+    rows = {r["path"]: r for r in csv.DictReader(open(out, encoding="utf-8"))}
+    assert {r["label"] for r in rows.values()} == {"Jeans"} and "labelled again" in stdout
