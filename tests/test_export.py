@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fashion_edge.export.calibration import (
     CalibrationError,
     accuracy_above,
@@ -28,6 +29,7 @@ from fashion_edge.runtime.metadata import ModelMetadata, read_metadata, tflite_w
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "models" / "articletype8"
+SHIPPED_DIRS = [REPO / "models" / "articletype8", REPO / "models" / "articletype8-lite0"]
 
 
 # --- calibration maths (no TensorFlow) -------------------------------------------------------
@@ -217,7 +219,10 @@ def test_verify_passes_then_catches_tampered_files(tiny_export, tmp_path, capsys
     capsys.readouterr()
     assert main([str(copy), "--verify"]) == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("fashion-export: export gate failed: model_int8.onnx lost") and len(err.splitlines()) == 1
+    assert (
+        err.startswith("fashion-export: export gate failed: model_int8.onnx lost")
+        and len(err.splitlines()) == 1
+    )
 
     shutil.copy(out / "model_int8.onnx", copy / "model_int8.onnx")
     flat = (out / "model_int8.tflite").read_bytes()  # same weights, class names in the wrong order
@@ -279,7 +284,10 @@ def test_converter_failure_leaves_no_finished_looking_file(
         main([str(tiny_export[0]), "--formats", "onnx", "--review-precision", "0.9", "--out", str(out)]) == 2
     )
     err = capsys.readouterr().err.strip()
-    assert err == "fashion-export: error: model_float32.onnx: converter failed (RuntimeError: simulated converter crash)"
+    assert (
+        err
+        == "fashion-export: error: model_float32.onnx: converter failed (RuntimeError: simulated converter crash)"
+    )
     assert not (out / "model_float32.onnx").exists() and not list(out.glob(".*"))
 
 
@@ -299,8 +307,11 @@ def test_qat_measures_ptq_and_qat_and_reports_the_choice(tiny_export, tmp_path) 
 # --- shipped models ------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not SHIPPED.exists(), reason=f"{SHIPPED} not shipped yet (run fashion-export --int8 ...)")
-def test_shipped_models_describe_themselves() -> None:
+@pytest.mark.parametrize("shipped", SHIPPED_DIRS, ids=lambda p: p.name)
+def test_shipped_models_describe_themselves(shipped: Path) -> None:
+    if not shipped.exists():
+        pytest.skip(f"{shipped} not shipped yet (run fashion-export --int8 ...)")
+    SHIPPED = shipped  # noqa: N806
     files = present(SHIPPED)
     assert {"model_int8.onnx", "model_int8.tflite", "model_float32.onnx", "model_float32.tflite"} <= {
         p.name for _, p in files
