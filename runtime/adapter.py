@@ -48,6 +48,7 @@ FORMAT = "fashion-edge-adapter/1"
 MAX_CATALOGUE_DROP = 2.0  # points: the safety gate
 REVIEW_TARGET = 0.97  # held-out precision (90 % lower bound) the adapted review threshold must reach
 MIN_HELDOUT_FOR_THRESHOLD = 20
+MAX_CONFIDENCE = 1 - 1e-6  # adapted confidences stay below 1, so a threshold of 1 reviews everything
 N_FOLDS = 4  # 25 % held out per fold
 L2_GRID = (1e-3, 3e-4, 1e-4)  # l2="auto": chosen per fit on the held-out corrections
 ANCHOR_WEIGHT = 1.0  # total weight of the catalogue anchors vs 1 for the corrections (real-dev learn/ CV)
@@ -234,7 +235,7 @@ def fit_adapter(
 
     fold = stratified_folds(y, N_FOLDS, seed)
     grid = L2_GRID if l2 == "auto" else (float(l2),)
-    fallback_thr = max(clf.meta.review_threshold, 0.95)
+    fallback_thr = 1.0  # too little held-out evidence: every adapted prediction goes to review
     runs: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     if fold is None or (fold >= 0).sum() < 2:
         notes.append("fewer than 2 examples per class: no held-out accuracy")
@@ -314,7 +315,8 @@ def _balanced_log_loss(probs: np.ndarray, y: np.ndarray) -> float:
 def adapter_probs(ad: Adapter, logits: np.ndarray, emb: np.ndarray, clf: Classifier) -> np.ndarray:
     """Adapted probabilities (N, len(ad.classes)) from the model's logits and embeddings."""
     base = base_term(logits, clf.meta.temperature, clf.meta.outputs)
-    return softmax(head_logits(ad.head, base, features(emb))).astype(np.float32)
+    probs = softmax(head_logits(ad.head, base, features(emb)))
+    return np.minimum(probs, MAX_CONFIDENCE).astype(np.float32)
 
 
 # --- file: an .npz of arrays + one JSON record, written atomically -----------------------------
