@@ -413,6 +413,10 @@ class AdaptedClassifier(Classifier):
         z, e = self.base.logits_and_embedding(x)
         return adapter_probs(self.adapter, z, e, self.base)
 
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Adapted probabilities as fitted (confidences capped just below 1; no renormalising)."""
+        return self.logits(x)
+
     def logits_and_embedding(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         z, e = self.base.logits_and_embedding(x)
         return adapter_probs(self.adapter, z, e, self.base), e

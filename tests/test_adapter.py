@@ -330,3 +330,15 @@ def test_resume_relabels_rows_of_the_plain_model_when_an_adapter_is_used(model, 
     assert code == 0, err
     rows = {r["path"]: r for r in csv.DictReader(open(out, encoding="utf-8"))}
     assert {r["label"] for r in rows.values()} == {"Jeans"} and "labelled again" in stdout
+
+
+def test_adapted_items_are_reviewed_until_held_out_corrections_prove_a_threshold(clf):
+    few = fit_adapter(clf, examples(5), catalogue=None)  # 20 held out: too little evidence for 97 %
+    test = [coloured(COLOURS[c], 7000 + i) for c in COLOURS for i in range(5)]
+    assert few.review_threshold == 1.0 and all(p.needs_review for p in adapted(clf, few).predict(test))
+    many = fit_adapter(clf, examples(30), catalogue=None)  # 120 held out, all right
+    assert many.review_threshold < 1.0 and "held-out items at/above" in many.threshold_note
+    preds = adapted(clf, many).predict(test)
+    assert sum(not p.needs_review for p in preds) >= 15 and all(
+        p.label == NAMES[c] for p, c in zip(preds, [c for c in COLOURS for _ in range(5)], strict=True)
+    )
