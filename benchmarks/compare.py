@@ -13,17 +13,18 @@ from typing import Any
 
 from fashion_edge.benchmarks.table import fmt, md_table, size_text
 
-REAL_FILE = "model_int8.onnx"  # the file the real-photo columns are measured on (the app's default format)
+REAL_FILE = "model_int8.onnx"  # the latency reference file of the first --compare folder
+REAL_FILES = ("model_int8.onnx", "model_int8.tflite")  # the int8 files the real-photo columns are measured on
 
 
 def real_photos(model_dir: Path) -> dict[str, Any] | None:
-    """Real-photo figures of the folder's int8 ONNX file, or None without the real-dev data."""
+    """Real-photo figures of the folder's int8 files by file name, or None without the real-dev data."""
     from fashion_edge.benchmarks.realphotos import DEFAULT_FOLDER, evaluate, folder_items
 
-    model = model_dir / REAL_FILE
-    if not DEFAULT_FOLDER.is_dir() or not model.is_file():
+    if not DEFAULT_FOLDER.is_dir():
         return None
-    return evaluate(model, folder_items(DEFAULT_FOLDER))
+    items = folder_items(DEFAULT_FOLDER)
+    return {name: evaluate(model_dir / name, items) for name in REAL_FILES if (model_dir / name).is_file()}
 
 
 def summary(result: dict[str, Any], real: dict[str, Any] | None) -> dict[str, Any]:
@@ -49,7 +50,7 @@ def compare_table(entries: list[dict[str, Any]]) -> str:
         for r in e["rows"]:
             if r["precision"] not in ("int8", "float32") or "int8io" in r["file"]:
                 continue
-            real = e["real"] if r["file"] == REAL_FILE else None
+            real = (e["real"] or {}).get(r["file"])
             rows.append([
                 Path(e["model_dir"]).name, r["file"], size_text(r["size"]), fmt(r["top1"], ".2f", "%", 100),
                 fmt(r["p50"], ".3f"), fmt(r["p50"] / ref if r["p50"] and ref else None, ".2f", "×"),

@@ -30,7 +30,7 @@ import numpy as np
 
 from fashion_edge.benchmarks.photobench import REAL_DEV, PhotoBenchError, generate_photos, source_photos
 from fashion_edge.runtime import decode
-from fashion_edge.runtime.classifier import Classifier, load
+from fashion_edge.runtime.classifier import Classifier, default_model_path, load
 from fashion_edge.runtime.preprocess import load_for_model, prepare, read_image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,7 +209,7 @@ def report(r: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", type=Path, default=REPO / "models" / "articletype8" / "model_int8.onnx")
+    ap.add_argument("--model", type=Path, default=default_model_path())
     ap.add_argument("--n12", type=int, default=0, help="12 MP photos (default: every eval photo)")
     ap.add_argument("--sweep-n", type=int, default=300, help="photos in the margin sweep (0 = all)")
     ap.add_argument("--catalogue-n", type=int, default=500, help="catalogue test images upscaled (0 = skip)")

@@ -174,9 +174,9 @@ def safe_photo_row(model: Path, n: int, threads: int = 2) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "model", nargs="?", type=Path, default=REPO / "models" / "articletype8" / "model_int8.onnx"
-    )
+    from fashion_edge.runtime.classifier import default_model_path
+
+    ap.add_argument("model", nargs="?", type=Path, default=default_model_path())
     ap.add_argument("--n", type=int, default=200, help="photos (default 200)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(

@@ -1,7 +1,7 @@
 """fashion-edge runtime: load a model file and classify images (numpy, OpenCV, ONNX Runtime, LiteRT).
 
     from fashion_edge.runtime import load
-    clf = load("models/articletype8-lite0/model_int8.onnx")
+    clf = load("models/articletype8-lite0/model_int8.tflite")
     clf.predict(["shirt.jpg"], top_k=3)
 
 No TensorFlow is imported here or below.

@@ -147,7 +147,7 @@ def test_load_errors_are_one_clear_line(tiny_models, tmp_path):
 
 def test_default_model_path_env_override(monkeypatch, tmp_path):
     monkeypatch.delenv("FASHION_EDGE_MODEL", raising=False)
-    assert default_model_path() == REPO / "models" / "articletype8-lite0" / "model_int8.onnx"
+    assert default_model_path() == REPO / "models" / "articletype8-lite0" / "model_int8.tflite"
     monkeypatch.setenv("FASHION_EDGE_MODEL", str(tmp_path / "m.tflite"))
     assert default_model_path() == tmp_path / "m.tflite"
 
