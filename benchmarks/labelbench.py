@@ -19,6 +19,7 @@ from typing import Any
 
 import cv2
 import numpy as np
+
 from fashion_edge.benchmarks.latency import run_json
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fashion_edge.runtime.metadata import MetadataError, ModelMetadata, load_json
 
 CHUNK = 256  # images per inference call

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import cv2
 import numpy as np
+
 from fashion_edge.runtime.preprocess import ImageError, read_image
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from fashion_edge.runtime.review import auto_accepted
 from fashion_edge.training.data import DataError, load_split
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from fashion_edge.runtime.metadata import ONNX_KEY, ModelMetadata, tflite_with_metadata
 
 

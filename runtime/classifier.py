@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from fashion_edge.runtime.backends import Backend, BackendError, OnnxBackend, open_backend
 from fashion_edge.runtime.metadata import (
     MetadataError,
@@ -24,7 +25,9 @@ from fashion_edge.runtime.preprocess import load_for_model, prepare
 from fashion_edge.runtime.review import needs_review
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO_ROOT / "models" / "articletype8-lite0" / "model_int8.tflite"  # best on real photos, fastest (README)
+DEFAULT_MODEL = (
+    REPO_ROOT / "models" / "articletype8-lite0" / "model_int8.tflite"
+)  # best on real photos, fastest (README)
 DEFAULT_BATCH = 64  # measured: batches of 32-128 run at the same per-image cost on 2 cores
 
 
@@ -159,7 +162,9 @@ class Classifier:
         out = []
         for row, idx in zip(probs, order, strict=True):
             top = [(self.classes[i], float(row[i])) for i in idx]
-            out.append(Prediction(top[0][0], top[0][1], top, needs_review(top[0][0], top[0][1], self.meta, thr)))
+            out.append(
+                Prediction(top[0][0], top[0][1], top, needs_review(top[0][0], top[0][1], self.meta, thr))
+            )
         return out
 
 

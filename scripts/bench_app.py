@@ -27,6 +27,7 @@ def sample_frame_file(folder: Path) -> Path:
     """A 640x480 frame with a catalogue photo (or a generated item) on a plain background."""
     import cv2
     import numpy as np
+
     from fashion_edge.desktop_app.camera import on_background
     from fashion_edge.runtime.preprocess import read_image
 
@@ -66,12 +67,13 @@ def cold_start(model: Path, frame: Path, runs: int, tmp: Path) -> list[float]:
 
 
 def camera_loop(model: Path, frame_path: Path, seconds: float) -> tuple[float, float, float]:
+    from PySide6.QtWidgets import QApplication
+
     from fashion_edge import runtime
     from fashion_edge.desktop_app.camera import FakeCamera
     from fashion_edge.desktop_app.model_holder import ModelHolder
     from fashion_edge.desktop_app.views.camera_view import CameraView
     from fashion_edge.runtime.preprocess import read_image
-    from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     holder = ModelHolder()

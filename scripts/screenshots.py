@@ -19,6 +19,9 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from PySide6.QtCore import QThreadPool  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
 from fashion_edge import runtime  # noqa: E402
 from fashion_edge.desktop_app.camera import FakeCamera, on_background  # noqa: E402
 from fashion_edge.desktop_app.model_holder import ModelHolder  # noqa: E402
@@ -26,8 +29,6 @@ from fashion_edge.desktop_app.settings import AppSettings  # noqa: E402
 from fashion_edge.desktop_app.views.main_window import MainWindow  # noqa: E402
 from fashion_edge.runtime.preprocess import read_image  # noqa: E402
 from fashion_edge.training.data import load_catalogue  # noqa: E402
-from PySide6.QtCore import QThreadPool  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
 
 SIZE = (1280, 800)
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import cv2
 import numpy as np
+from PySide6.QtCore import QThreadPool
+
 from fashion_edge.desktop_app.camera import FakeCamera, on_background
 from fashion_edge.desktop_app.model_holder import ModelHolder
 from fashion_edge.desktop_app.settings import AppSettings
 from fashion_edge.desktop_app.views.main_window import MainWindow
 from fashion_edge.runtime.preprocess import list_images
-from PySide6.QtCore import QThreadPool
-
 from tests.onnx_tiny import colour_image
 
 

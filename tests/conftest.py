@@ -11,7 +11,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from fashion_edge.training.data import CATALOGUE_DIR, FMNIST_DIR  # noqa: E402
-
 from tests.fakedata import make_catalogue  # noqa: E402
 
 requires_catalogue = pytest.mark.skipif(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
 from fashion_edge.training.data import STYLES_FIELDS
 
 # articleType -> (masterCategory, subCategory, shape drawn on a white background)

@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
 from fashion_edge.runtime.metadata import ONNX_KEY, ModelMetadata, tflite_with_metadata
 
 VERSION = 2  # bump when the generated models change

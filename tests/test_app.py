@@ -16,6 +16,8 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PySide6.QtCore import Qt  # noqa: E402
+
 from fashion_edge import runtime  # noqa: E402
 from fashion_edge.desktop_app.camera import CameraError, OpenCVCamera  # noqa: E402
 from fashion_edge.desktop_app.models.folder_session import JOURNAL_NAME  # noqa: E402
@@ -26,8 +28,6 @@ from fashion_edge.desktop_app.views.model_info import model_facts  # noqa: E402
 from fashion_edge.desktop_app.workers.camera_worker import crop_box  # noqa: E402
 from fashion_edge.runtime.labeling import read_labels  # noqa: E402
 from fashion_edge.runtime.preprocess import camera_view, center_crop_aspect  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
-
 from tests.app_helpers import Rig, SlowClassifier, add_bad_file, colour_frame, open_and_wait, write_rgb  # noqa: E402
 from tests.onnx_tiny import DEFAULT_CLASSES, colour_image, make_tiny_models  # noqa: E402
 

@@ -15,13 +15,13 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
+from PySide6.QtCore import Qt  # noqa: E402
+
 from fashion_edge import runtime  # noqa: E402
 from fashion_edge.desktop_app.camera import on_background  # noqa: E402
 from fashion_edge.desktop_app.models.folder_session import JOURNAL_NAME  # noqa: E402
 from fashion_edge.runtime.labeling import read_labels  # noqa: E402
 from fashion_edge.runtime.preprocess import center_crop_aspect, read_image  # noqa: E402
-from PySide6.QtCore import Qt  # noqa: E402
-
 from tests.app_helpers import Rig, SlowClassifier, add_bad_file, open_and_wait, real_images  # noqa: E402
 from tests.conftest import requires_catalogue  # noqa: E402
 from tests.onnx_tiny import make_tiny_models  # noqa: E402

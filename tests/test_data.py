@@ -7,8 +7,8 @@ import struct
 
 import numpy as np
 import pytest
-from fashion_edge.training import data as D
 
+from fashion_edge.training import data as D
 from tests.conftest import requires_catalogue, requires_fmnist
 
 

@@ -335,7 +335,7 @@ def test_every_file_carries_the_embedding_output(tiny_export) -> None:
     _, out = tiny_export
     rep = json.loads((out / "export_report.json").read_text())
     x = np.random.default_rng(0).integers(0, 256, (5, 80, 60, 3)).astype(np.uint8)
-    for fmt, path in present(out):
+    for _fmt, path in present(out):
         clf = load(path)
         assert (clf.meta.logits_output, clf.meta.embedding_output) == ("logits", "embedding"), path.name
         logits, emb = clf.logits_and_embedding(x)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fashion_edge.training.torch_legacy import MAGIC, PROTOCOL, LegacyFormatError, read_state_dict
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lite0_imagenet.npz"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from fashion_edge.training.models import REGISTRY, count_params
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+
 from fashion_edge.training import data as D
 from fashion_edge.training.recipes import articletype8, class30, master, normalised_entropy, subcategory
 from fashion_edge.training.splits import read_split_pairs, stratified_split, write_splits
-
 from tests.conftest import requires_catalogue
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from fashion_edge.benchmarks.robustness import main
 from fashion_edge.runtime.metadata import save_json
 from fashion_edge.runtime.preprocess import autocrop_foreground
 from fashion_edge.training.data import STYLES_FIELDS
-
 from tests.onnx_tiny import _onnx_float, _onnx_int8, colour_image, tiny_metadata
 
 # the tiny model answers class 0 for red, 1 for green, 2 for blue: class 0 is the unknown class

@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from fashion_edge.runtime import ModelLoadError, default_model_path, load
 from fashion_edge.runtime.classifier import softmax
 from fashion_edge.runtime.metadata import ONNX_KEY, ModelMetadata, tflite_with_metadata
-
 from tests.onnx_tiny import colour_image, make_tiny_models, tiny_metadata
 
 REPO = Path(__file__).resolve().parent.parent

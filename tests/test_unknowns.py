@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fashion_edge.training.data import Catalogue, load_catalogue
 from fashion_edge.training.unknowns import (
     max_confidence,
@@ -17,7 +18,6 @@ from fashion_edge.training.unknowns import (
     threshold_for_unknown_acceptance,
     unknown_ids,
 )
-
 from tests.conftest import requires_catalogue
 
 KNOWN = ["Tshirts", "Watches"]

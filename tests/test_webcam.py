@@ -8,10 +8,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+
 from fashion_edge.runtime.metadata import ModelMetadata, save_json
 from fashion_edge.training import webcam
 from fashion_edge.training.data import load_catalogue
-
 from tests.conftest import requires_catalogue
 
 H, W = 80, 60

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+
 from fashion_edge.runtime.metadata import ModelMetadata, save_json
 from fashion_edge.runtime.preprocess import fit_image, read_image
 from fashion_edge.training.data import load_catalogue

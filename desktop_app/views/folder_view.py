@@ -4,9 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fashion_edge.desktop_app.models.folder_session import FolderSession
-from fashion_edge.desktop_app.models.label_table import LabelTableModel, image_pixmap
-from fashion_edge.desktop_app.views.prediction_panel import ERROR_STYLE, PredictionPanel
 from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import (
@@ -25,6 +22,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from fashion_edge.desktop_app.models.folder_session import FolderSession
+from fashion_edge.desktop_app.models.label_table import LabelTableModel, image_pixmap
+from fashion_edge.desktop_app.views.prediction_panel import ERROR_STYLE, PredictionPanel
 
 DIGIT_KEYS = {getattr(Qt.Key, f"Key_{d}"): (d - 1) % 10 for d in range(10)}  # 1..9 -> 0..8, 0 -> 9
 PREVIEW = QSize(120, 160)

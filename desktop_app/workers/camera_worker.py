@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
 from fashion_edge.desktop_app.camera import CameraError, CameraSource
 from fashion_edge.runtime.preprocess import camera_view
-from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 
 @dataclass(frozen=True)
