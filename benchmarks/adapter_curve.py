@@ -72,9 +72,8 @@ def draw(labels: list[str], k: int, seed: int, classes: list[str]) -> np.ndarray
     return np.array(sorted(pick), int)
 
 
-def score(clf: Classifier, probs: np.ndarray, labels: list[str], known: list[str]) -> dict[str, float]:
+def score(preds: list, labels: list[str], known: list[str]) -> dict[str, float]:
     """Top-1 on known-class items, auto-accepted share and precision, unknown items auto-accepted."""
-    preds = clf.predictions(probs, top_k=1)
     is_known = np.array([lab in known for lab in labels])
     right = np.array([p.label == lab for p, lab in zip(preds, labels, strict=True)])
     auto = np.array([not p.needs_review for p in preds])
@@ -101,7 +100,7 @@ def curve(clf: Classifier, real: Path, ks: list[int], seeds: list[int], log=prin
     for k in ks:
         for seed in seeds if k else seeds[:1]:
             if k == 0:
-                row = score(clf, _probs(clf, ez), elab, known)
+                row = score(clf.predictions(_probs(clf, ez), top_k=1), elab, known)
                 row.update(k=0, seed=seed, heldout=None, heldout_before=None, cat=None, cat_before=None,
                            accepted=True, thr=clf.meta.review_threshold, n=0)  # fmt: skip
             else:
@@ -110,7 +109,7 @@ def curve(clf: Classifier, real: Path, ks: list[int], seeds: list[int], log=prin
                 t0 = time.perf_counter()
                 ad = fit_adapter(clf, ex, embeddings=le[idx], logits=lz[idx], seed=seed)
                 fit_s = time.perf_counter() - t0
-                row = score(adapted(clf, ad), adapter_probs(ad, ez, ee, clf), elab, known)
+                row = score(adapted(clf, ad).decide(ez, ee, top_k=1), elab, known)
                 row.update(k=k, seed=seed, heldout=ad.heldout_acc, heldout_before=ad.heldout_acc_before,
                            cat=ad.catalogue_acc, cat_before=ad.catalogue_acc_before, accepted=ad.accepted,
                            thr=ad.review_threshold, n=ad.n_examples, fit_s=fit_s)  # fmt: skip

@@ -21,7 +21,7 @@ import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from fashion_edge.runtime.adapter_head import (
     softmax,
     stratified_folds,
 )
-from fashion_edge.runtime.classifier import Classifier, NoEmbeddingError
+from fashion_edge.runtime.classifier import Classifier, NoEmbeddingError, Prediction
 from fashion_edge.runtime.metadata import MetadataError
 from fashion_edge.runtime.preprocess import ImageError
 
@@ -420,6 +420,34 @@ class AdaptedClassifier(Classifier):
     def logits_and_embedding(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         z, e = self.base.logits_and_embedding(x)
         return adapter_probs(self.adapter, z, e, self.base), e
+
+    def decide(
+        self, z: np.ndarray, e: np.ndarray, top_k: int = 3, review_threshold: float | None = None
+    ) -> list[Prediction]:
+        """Adapted predictions from the base model's logits and embeddings.
+
+        Review rule: the adapter's own threshold (recalibrated on held-out corrections). Where that
+        does not accept an item, it is still auto-accepted when the adapted answer is the base model's
+        own auto-accepted answer: learning must not take away what the model already got right, and
+        with few corrections (threshold 1.0) it would otherwise send every item to review. A user's
+        ``review_threshold`` replaces both.
+        """
+        preds = self.predictions(adapter_probs(self.adapter, z, e, self.base), top_k, review_threshold)
+        if review_threshold is not None:
+            return preds
+        base = self.base.predictions(self.base.calibrated(z), top_k=1)
+        return [
+            replace(p, needs_review=False)
+            if p.needs_review and not b.needs_review and b.label == p.label
+            else p
+            for p, b in zip(preds, base, strict=True)
+        ]
+
+    def predict_prepared(
+        self, x: np.ndarray, top_k: int = 3, review_threshold: float | None = None
+    ) -> list[Prediction]:
+        z, e = self.base.logits_and_embedding(x)
+        return self.decide(z, e, top_k, review_threshold)
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         return self.base.embed(x)

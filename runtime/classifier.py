@@ -116,10 +116,19 @@ class Classifier:
 
     def probabilities(self, x: np.ndarray) -> np.ndarray:
         """Calibrated probabilities: softmax(logits / temperature)."""
-        out = self.logits(x)
+        return self.calibrated(self.logits(x))
+
+    def calibrated(self, out: np.ndarray) -> np.ndarray:
+        """The model's raw output (N, K) -> calibrated probabilities."""
         if self.meta.outputs == "probabilities":  # model already applies softmax
             out = np.log(np.clip(out, 1e-12, 1.0))
         return softmax(out, self.meta.temperature)
+
+    def predict_prepared(
+        self, x: np.ndarray, top_k: int = 3, review_threshold: float | None = None
+    ) -> list[Prediction]:
+        """Predictions for a prepared batch (N, H, W, C): one inference, the review rule applied."""
+        return self.predictions(self.probabilities(x), top_k, review_threshold)
 
     def prepare(self, image: np.ndarray | str | Path) -> np.ndarray:
         """An RGB uint8 image of any size (or a file path, decoded reduced to what the input needs)
@@ -144,13 +153,11 @@ class Classifier:
         batch = [self.prepare(im) for im in images]
         if not batch:
             return []
-        probs = np.concatenate(
-            [
-                self.probabilities(np.stack(batch[i : i + batch_size]))
-                for i in range(0, len(batch), batch_size)
-            ]
-        )
-        return self.predictions(probs, top_k, review_threshold)
+        return [
+            p
+            for i in range(0, len(batch), batch_size)
+            for p in self.predict_prepared(np.stack(batch[i : i + batch_size]), top_k, review_threshold)
+        ]
 
     def predictions(
         self, probs: np.ndarray, top_k: int = 3, review_threshold: float | None = None

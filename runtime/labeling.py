@@ -158,8 +158,8 @@ def records_from(
     good = [i for i, d in enumerate(decoded) if isinstance(d, np.ndarray)]
     preds = {}
     if good:
-        probs = clf.probabilities(np.stack([decoded[i] for i in good]))
-        preds = dict(zip(good, clf.predictions(probs, top_k, review_below), strict=True))
+        batch = np.stack([decoded[i] for i in good])
+        preds = dict(zip(good, clf.predict_prepared(batch, top_k, review_below), strict=True))
     out = []
     for i, key in enumerate(keys):
         if i in preds:
