@@ -1,6 +1,7 @@
 """``fashion-train``: recipe + model -> a self-describing run folder (model, splits, metadata, report).
 
-    fashion-train --recipe articletype8 --model compact            # the shipped default
+    fashion-train --recipe articletype8 --model lite0 --webcam-aug 0.5 --negatives 2500   # the default model
+    fashion-train --recipe articletype8 --model compact --input 80x60  # the seed-faithful compact CNN
     fashion-train --resume runs/articletype8-compact                 # continue after a stop
     fashion-train --evaluate runs/articletype8-compact               # re-evaluate on its test split
     fashion-train --models                                           # list the registry

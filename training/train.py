@@ -1,12 +1,9 @@
-"""``fashion-train``: recipe + model -> a self-describing run folder (model, splits, metadata, report).
+"""The training run behind ``fashion-train`` (arguments: ``training/cli.py``): recipe + model -> a
+self-describing run folder (model, splits, metadata, report).
 
-    fashion-train --recipe articletype8 --model compact            # the shipped default
-    fashion-train --resume runs/articletype8-compact                 # continue after a stop
-    fashion-train --evaluate runs/articletype8-compact               # re-evaluate on its test split
-    fashion-train --models                                           # list the registry
-
-GPU (mixed precision; MirroredStrategy when several) when TensorFlow sees one, else the CPU.
-Ctrl-C stops cleanly: the best checkpoint so far is evaluated and kept.
+GPU (mixed precision; MirroredStrategy when several) when TensorFlow sees one, else the CPU; a
+pretrained model trains in phases (``training/fit.py``). Ctrl-C stops cleanly: the best checkpoint
+so far is evaluated and kept.
 """
 
 from __future__ import annotations
