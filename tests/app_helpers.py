@@ -71,6 +71,11 @@ class SlowClassifier:
         time.sleep(self.delay_s)
         return self._clf.probabilities(x)
 
+    def predict_prepared(self, x: np.ndarray, *args: Any, **kwargs: Any) -> list:
+        """The labelling loop's one call per batch (runtime.Classifier.predict_prepared)."""
+        time.sleep(self.delay_s)
+        return self._clf.predict_prepared(x, *args, **kwargs)
+
 
 def write_rgb(path: Path, rgb: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
