@@ -87,7 +87,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--label-n", type=int, help="test images to label end to end (default 2000; quick 64; 0 = skip)"
     )
     ap.add_argument(
-        "--label-model", help="file name in MODEL_DIR used for labeling (default model_int8.onnx)"
+        "--label-model",
+        help="file name in MODEL_DIR used for labeling (default: the runtime default's file name)",
     )
     ap.add_argument("--label-threads", type=int, default=2, help="inference threads for labeling (default 2)")
     ap.add_argument(
@@ -397,17 +398,27 @@ def goals(
     return out
 
 
+def default_file(models: list[Path]) -> Path:
+    """The file labelling is timed with: the one named like the runtime's default model file (what
+    ``fashion-label`` uses), else the int8 ONNX file, else any ONNX file."""
+    from fashion_edge.runtime.classifier import default_model_path
+
+    for name in (default_model_path().name, "model_int8.onnx"):
+        if found := next((p for p in models if p.name == name), None):
+            return found
+    return next((p for p in models if p.suffix == ".onnx"), models[0])
+
+
 def labeling(
     a: argparse.Namespace, models: list[Path], x: np.ndarray, ids: list[str], tmp: Path, recipe: str
 ):
-    """Time ``runtime.labeling`` on a folder of real test images with the int8 ONNX model."""
+    """Time ``runtime.labeling`` on a folder of real test images with the default file (``default_file``)."""
     if a.label_model:
         model = a.model_dir / a.label_model
         if model not in models:
             raise BenchError(f"{model}: --label-model is not a model file of {a.model_dir}")
     else:
-        model = next((p for p in models if p.name == "model_int8.onnx"), None)
-        model = model or next((p for p in models if p.suffix == ".onnx"), models[0])
+        model = default_file(models)
     folder = a.label_folder
     if folder is None:
         if a.label_n == 0:
@@ -467,7 +478,7 @@ def run(a: argparse.Namespace, command: str) -> dict[str, Any]:
             row["logits"] = np.load(logits_path) if lat and logits_path.exists() else None
             rows.append(row)
         lab = labeling(a, models, x, ids, tmp, meta.recipe)
-        photo_model = next((p for p in models if p.name == "model_int8.onnx"), models[0])
+        photo_model = default_file(models)
         photo = safe_photo_row(photo_model, a.photo_n, a.label_threads) if a.photo_n > 0 else None
     name_rows(rows)
     ref = pick_reference(rows)
