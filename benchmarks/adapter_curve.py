@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_edge.benchmarks.realphotos import folder_items
 from fashion_edge.runtime.adapter import (
     adapted,
     adapter_probs,
@@ -31,16 +32,11 @@ from fashion_edge.runtime.adapter import (
 )
 from fashion_edge.runtime.adapter_gate import catalogue_for
 from fashion_edge.runtime.classifier import Classifier, load
-from fashion_edge.runtime.preprocess import list_images
 from fashion_edge.training.data import CACHE_DIR, SHARED_DATA
 
 REAL_DEV = SHARED_DATA / "real-dev"
 KS = (0, 5, 20, 50)
 UNKNOWN_FOLDER = "unknown"
-
-
-def folder_items(root: Path) -> list[tuple[Path, str]]:
-    return [(p, d.name) for d in sorted(root.iterdir()) if d.is_dir() for p in list_images(d)]
 
 
 def embedded(clf: Classifier, items: list[tuple[Path, str]], tag: str) -> tuple[np.ndarray, np.ndarray]:
@@ -100,7 +96,7 @@ def curve(clf: Classifier, real: Path, ks: list[int], seeds: list[int], log=prin
     for k in ks:
         for seed in seeds if k else seeds[:1]:
             if k == 0:
-                row = score(clf.predictions(_probs(clf, ez), top_k=1), elab, known)
+                row = score(clf.predictions(clf.calibrated(ez), top_k=1), elab, known)
                 row.update(k=0, seed=seed, heldout=None, heldout_before=None, cat=None, cat_before=None,
                            accepted=True, thr=clf.meta.review_threshold, n=0)  # fmt: skip
             else:
@@ -116,13 +112,6 @@ def curve(clf: Classifier, real: Path, ks: list[int], seeds: list[int], log=prin
             rows.append(row)
             log(_line(row))
     return rows
-
-
-def _probs(clf: Classifier, logits: np.ndarray) -> np.ndarray:
-    from fashion_edge.runtime.classifier import softmax
-
-    out = logits if clf.meta.outputs != "probabilities" else np.log(np.clip(logits, 1e-12, 1.0))
-    return softmax(out, clf.meta.temperature)
 
 
 def _pct(v: float | None) -> str:

@@ -78,17 +78,13 @@ class Classifier:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Prepared batch N,H,W,C (uint8 or float32 pixel values 0..255) -> float32 logits (N, K)."""
-        x = np.asarray(x)
-        if x.ndim == 3:
-            x = x[None]
-        want = self.meta.input_shape
-        if x.ndim != 4 or tuple(x.shape[1:]) != want:
-            raise ValueError(f"expected a batch of shape (N, {', '.join(map(str, want))}), got {x.shape}")
+        x = self._batch(x)
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         return self.backend.run(x)
 
     def _batch(self, x: np.ndarray) -> np.ndarray:
+        """One image or a batch -> an (N, H, W, C) array of the model's input shape (ValueError if not)."""
         x = np.asarray(x)
         x = x[None] if x.ndim == 3 else x
         want = self.meta.input_shape
