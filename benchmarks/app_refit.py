@@ -21,7 +21,9 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-REAL_DEV = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-dev" / "learn"
+from fashion_edge.training.data import SHARED_DATA  # noqa: E402
+
+REAL_DEV = SHARED_DATA / "real-dev" / "learn"
 
 
 def corrections(folder: Path, n: int) -> list[tuple[Path, str]]:

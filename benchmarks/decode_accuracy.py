@@ -32,8 +32,8 @@ from fashion_edge.benchmarks.photobench import REAL_DEV, PhotoBenchError, genera
 from fashion_edge.runtime import decode
 from fashion_edge.runtime.classifier import Classifier, default_model_path, load
 from fashion_edge.runtime.preprocess import load_for_model, prepare, read_image
+from fashion_edge.training.data import CACHE_DIR
 
-REPO = Path(__file__).resolve().parent.parent
 SWEEP_LONG_SIDES = (320, 480, 640, 960, 1280, 1920)
 SWEEP_MARGINS = (1.0, 1.5, 2.0, 3.0)
 
@@ -140,7 +140,7 @@ def catalogue_12mp(clf: Classifier, splits: Path, n: int) -> dict[str, Any]:
     rows = rows[:n]
     label = {i: lab for i, lab in rows}
     folder = generate_photos(len(rows), sources=[root / "images" / f"{i}.jpg" for i, _ in rows],
-                             cache=REPO / ".cache" / "catalogue12mp")  # fmt: skip
+                             cache=CACHE_DIR / "catalogue12mp")  # fmt: skip
     photos = sorted(folder.glob("*.jpg"))
     return _compare(clf, photos, [label[p.stem.split("_", 2)[2]] for p in photos])
 

@@ -29,10 +29,10 @@ import cv2
 import numpy as np
 
 from fashion_edge.benchmarks.latency import WorkerError, peak_rss_mb, run_json
+from fashion_edge.training.data import CACHE_DIR, SHARED_DATA
 
-REPO = Path(__file__).resolve().parent.parent
-REAL_DEV = REPO.parent / "shared" / "data" / "real-dev"
-CACHE = REPO / ".cache" / "photos12mp"
+REAL_DEV = SHARED_DATA / "real-dev"
+CACHE = CACHE_DIR / "photos12mp"
 MEGAPIXELS = 12.0
 QUALITY = 90
 GOAL_IMG_S = 120.0  # issue 15: 12 MP JPEGs end to end on 2 cores

@@ -14,7 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-LEARN = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real-dev" / "learn"
+from fashion_edge.training.data import SHARED_DATA
+
+LEARN = SHARED_DATA / "real-dev" / "learn"
 
 
 def main(out: Path) -> int:
