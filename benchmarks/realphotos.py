@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from fashion_edge.runtime.classifier import ModelLoadError, load
-from fashion_edge.runtime.preprocess import ImageError, list_images
+from fashion_edge.runtime.labeling import label_paths
+from fashion_edge.runtime.preprocess import list_images
 from fashion_edge.training.data import SHARED_DATA
 
 DEFAULT_FOLDER = SHARED_DATA / "real-dev" / "eval"
@@ -36,23 +37,18 @@ def folder_items(root: Path) -> list[tuple[Path, str]]:
 
 
 def evaluate(model: Path, items: Sequence[tuple[Path, str]], batch: int = 64) -> dict[str, Any]:
-    """Top-1 on known classes, auto-accept share and precision, and unknown items auto-accepted."""
+    """Top-1 on known classes, auto-accept share and precision, and unknown items auto-accepted,
+    from the rows ``fashion-label`` would write (``runtime.labeling.label_paths``; unreadable files skipped)."""
     clf = load(model)
     rows = []
     for i in range(0, len(items), batch):
         chunk = items[i : i + batch]
-        arrays, kept = [], []
-        for path, truth in chunk:
-            try:
-                arrays.append(clf.prepare(path))
-                kept.append(truth)
-            except ImageError:
-                continue
-        if arrays:
-            for pred, truth in zip(clf.predict(np.stack(arrays)), kept, strict=True):
-                rows.append((truth, pred.label, bool(pred.needs_review)))
-    known = [r for r in rows if r[0] in clf.classes and r[0] != clf.meta.unknown_class]
-    other = [r for r in rows if r not in known]
+        records = label_paths(clf, [p for p, _ in chunk], root=chunk[0][0].parent)
+        rows += [(truth, r.label, bool(r.needs_review)) for r, (_, truth) in zip(records, chunk, strict=True)
+                 if not r.error]  # fmt: skip
+    known_classes = set(clf.classes) - {clf.meta.unknown_class}
+    known = [r for r in rows if r[0] in known_classes]
+    other = [r for r in rows if r[0] not in known_classes]
     accepted = [r for r in known if not r[2]]
     per_class = {
         c: float(np.mean([r[1] == c for r in known if r[0] == c])) for c in sorted({r[0] for r in known})
