@@ -140,9 +140,11 @@ def _splits(args, lab: Labelled, run: Path, resume: bool) -> dict:
     return splits
 
 
-def _metadata(args, spec, lab: Labelled, run: Path, data_root: str, fp: str, device: str) -> ModelMetadata:
+def _metadata(
+    args, spec, size: tuple[int, int] | None, lab: Labelled, run: Path, data_root: str, fp: str, device: str
+) -> ModelMetadata:
     """The record every exported file carries: classes and the model's input contract."""
-    h, w, c = spec.input_shape(parse_size(args.input) if args.input else None)
+    h, w, c = spec.input_shape(size)
     return ModelMetadata(
         classes=lab.classes, height=h, width=w, channels=c, color_order="GRAY" if c == 1 else "RGB",
         pad_value=0 if c == 1 else 255, normalization=spec.normalization, recipe=args.recipe,
@@ -158,14 +160,12 @@ def _metadata(args, spec, lab: Labelled, run: Path, data_root: str, fp: str, dev
 def train(args: argparse.Namespace) -> Path:
     import tensorflow as tf
 
-    if REGISTRY.get(args.model) is None:
-        raise TrainError(f"unknown model {args.model!r}; see fashion-train --models")
-    if args.input:
-        parse_size(args.input)  # a bad size fails before any data is read
-    run, resume = _run_folder(args)
+    run, resume = _run_folder(args)  # on resume: the saved settings
     spec = REGISTRY.get(args.model)
     if spec is None:
-        raise TrainError(f"{run}: saved model {args.model!r} is not in the registry")
+        where = f"{run}: saved model" if resume else "unknown model"
+        raise TrainError(f"{where} {args.model!r} is not in the registry; see fashion-train --models")
+    size = parse_size(args.input) if args.input else None  # a bad size fails before any data is read
     run.mkdir(parents=True, exist_ok=True)
     (run / "checkpoints").mkdir(exist_ok=True)
     epochs, batch, lr = args.epochs or spec.epochs, args.batch or spec.batch, args.lr or spec.lr
@@ -180,7 +180,7 @@ def train(args: argparse.Namespace) -> Path:
         args.recipe, args.data, args.seed, args.min_images, args.negatives
     )
     splits = _splits(args, lab, run, resume)
-    meta = _metadata(args, spec, lab, run, data_root, fp, device)
+    meta = _metadata(args, spec, size, lab, run, data_root, fp, device)
     save_json(meta, run / "metadata.json")
     index = {cl: i for i, cl in enumerate(lab.classes)}
     t0 = time.time()
