@@ -80,36 +80,43 @@ def _calibration(h: int, w: int, n: int = 24) -> np.ndarray:
 # --- ONNX -----------------------------------------------------------------------------------
 
 
-def _onnx_float(path: Path, meta: ModelMetadata) -> None:
+def onnx_float_model(path: Path, meta: ModelMetadata, bias: float = 0.0) -> None:
+    """logits = pooled @ W + b (+ ``bias``), pooled = mean of x/127.5 - 1 over H, W; when the metadata
+    names an embedding output, ``pooled`` is also that second output."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     k = meta.num_classes
     wt, b = tiny_weights(k)
+    pooled = meta.embedding_output or "pooled"
     inits = [
         numpy_helper.from_array(np.array(1 / 127.5, np.float32), "scale"),
         numpy_helper.from_array(np.array(-1.0, np.float32), "shift"),
         numpy_helper.from_array(wt, "W"),
-        numpy_helper.from_array(b, "B"),
+        numpy_helper.from_array(b + np.float32(bias), "B"),
     ]
     nodes = [
         helper.make_node("Mul", ["input", "scale"], ["scaled"]),
         helper.make_node("Add", ["scaled", "shift"], ["norm"]),
-        helper.make_node("ReduceMean", ["norm"], ["pooled"], axes=[1, 2], keepdims=0),
-        helper.make_node("MatMul", ["pooled", "W"], ["mm"]),
+        helper.make_node("ReduceMean", ["norm"], [pooled], axes=[1, 2], keepdims=0),
+        helper.make_node("MatMul", [pooled, "W"], ["mm"]),
         helper.make_node("Add", ["mm", "B"], ["logits"]),
     ]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k])]
+    if meta.embedding_output:
+        outputs.append(helper.make_tensor_value_info(pooled, TensorProto.FLOAT, ["N", 3]))
     graph = helper.make_graph(
         nodes,
         "tiny",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", meta.height, meta.width, 3])],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k])],
+        outputs,
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="onnx_tiny")
     model.ir_version = 8
     helper.set_model_props(model, {ONNX_KEY: meta.to_json()})
     onnx.checker.check_model(model)
+    path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))
 
 
@@ -222,7 +229,7 @@ def make_tiny_models(
     tmp = Path(tempfile.mkdtemp(prefix=".tiny-", dir=d))  # build aside, then swap in file by file,
     try:  # so concurrent test processes never read a half-written model
         built = {n: tmp / FILES[n] for n in names}
-        _onnx_float(built["onnx_float32"], tiny_metadata(classes, h, w, "onnx", "float32"))
+        onnx_float_model(built["onnx_float32"], tiny_metadata(classes, h, w, "onnx", "float32"))
         _onnx_int8(built["onnx_float32"], built["onnx_int8"], tiny_metadata(classes, h, w, "onnx", "int8"))
         if tflite:
             _tflite(built, classes, h, w)

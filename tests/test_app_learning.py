@@ -28,49 +28,16 @@ from fashion_edge.desktop_app.views.learning_panel import summary_text  # noqa: 
 from fashion_edge.desktop_app.views.main_window import MainWindow  # noqa: E402
 from fashion_edge.runtime import adapter as adapter_mod  # noqa: E402
 from fashion_edge.runtime.labeling import read_labels  # noqa: E402
-from fashion_edge.runtime.metadata import ONNX_KEY  # noqa: E402
 from tests.app_helpers import FakeDialogs, Rig, SlowClassifier, colour_frame, open_and_wait, write_rgb  # noqa: E402
-from tests.onnx_tiny import DEFAULT_CLASSES, colour_image, tiny_metadata, tiny_weights  # noqa: E402
+from tests.onnx_tiny import DEFAULT_CLASSES, colour_image, onnx_float_model, tiny_metadata  # noqa: E402
 
 
 def embedding_model(path: Path, bias: float = 0.0) -> Path:
     """Float ONNX: logits = pooled @ W + b and embedding = pooled (mean of x/127.5 - 1 over H, W)."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
     meta = tiny_metadata(DEFAULT_CLASSES, 80, 60, "onnx", "float32").replace(
         logits_output="logits", embedding_output="embedding", embedding_size=3
     )
-    k = meta.num_classes
-    wt, b = tiny_weights(k)
-    inits = [
-        numpy_helper.from_array(np.array(1 / 127.5, np.float32), "scale"),
-        numpy_helper.from_array(np.array(-1.0, np.float32), "shift"),
-        numpy_helper.from_array(wt, "W"),
-        numpy_helper.from_array(b + np.float32(bias), "B"),
-    ]
-    nodes = [
-        helper.make_node("Mul", ["input", "scale"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "shift"], ["norm"]),
-        helper.make_node("ReduceMean", ["norm"], ["embedding"], axes=[1, 2], keepdims=0),
-        helper.make_node("MatMul", ["embedding", "W"], ["mm"]),
-        helper.make_node("Add", ["mm", "B"], ["logits"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny-embedding",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 80, 60, 3])],
-        [
-            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", k]),
-            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3]),
-        ],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="test")
-    model.ir_version = 8
-    helper.set_model_props(model, {ONNX_KEY: meta.to_json()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
+    onnx_float_model(path, meta, bias)
     return path
 
 

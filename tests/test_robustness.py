@@ -15,7 +15,7 @@ from fashion_edge.benchmarks.robustness import main
 from fashion_edge.runtime.metadata import save_json
 from fashion_edge.runtime.preprocess import autocrop_foreground
 from fashion_edge.training.data import STYLES_FIELDS
-from tests.onnx_tiny import _onnx_float, _onnx_int8, colour_image, tiny_metadata
+from tests.onnx_tiny import _onnx_int8, colour_image, onnx_float_model, tiny_metadata
 
 # the tiny model answers class 0 for red, 1 for green, 2 for blue: class 0 is the unknown class
 CLASSES = ("unknown", "Watches", "Casual Shoes")
@@ -58,7 +58,7 @@ def model_dir(tmp_path_factory) -> tuple[Path, Path]:
     meta = tiny_metadata(CLASSES, 80, 60, "onnx", "float32").replace(
         unknown_class="unknown", provenance={"negative_types": ["Belts"], "heldout_unknown_types": ["Ties"]}
     )
-    _onnx_float(d / "model_float32.onnx", meta)
+    onnx_float_model(d / "model_float32.onnx", meta)
     _onnx_int8(d / "model_float32.onnx", d / "model_int8.onnx", meta.replace(precision="int8"))
     save_json(meta, d / "metadata.json")
     with open(d / "splits.csv", "w", newline="", encoding="utf-8") as f:
