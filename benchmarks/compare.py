@@ -13,7 +13,7 @@ from typing import Any
 
 from fashion_edge.benchmarks.table import fmt, md_table, size_text
 
-REAL_FILE = "model_int8.onnx"  # the latency reference file of the first --compare folder
+REF_FILE = "model_int8.onnx"  # the latency reference file of the first --compare folder
 REAL_FILES = ("model_int8.onnx", "model_int8.tflite")  # the int8 files the real-photo columns are measured on
 
 
@@ -40,10 +40,10 @@ def summary(result: dict[str, Any], real: dict[str, Any] | None) -> dict[str, An
 def compare_table(entries: list[dict[str, Any]]) -> str:
     """One row per int8/float32 model file of every folder; latency ratio to the reference file."""
     ref_dir = entries[1]["model_dir"] if len(entries) > 1 else entries[0]["model_dir"]
-    ref = next((r["p50"] for e in entries if e["model_dir"] == ref_dir for r in e["rows"] if r["file"] == REAL_FILE),
+    ref = next((r["p50"] for e in entries if e["model_dir"] == ref_dir for r in e["rows"] if r["file"] == REF_FILE),
                None)  # fmt: skip
     header = ["model folder", "file", "size", "catalogue top-1", "p50 ms (batch 1, 1 thread)",
-              f"× {Path(ref_dir).name}/{REAL_FILE}", "real photos top-1", "real auto-accepted (right)",
+              f"× {Path(ref_dir).name}/{REF_FILE}", "real photos top-1", "real auto-accepted (right)",
               "other items accepted"]  # fmt: skip
     rows = []
     for e in entries:
