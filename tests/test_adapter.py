@@ -130,6 +130,42 @@ def test_safety_gate_refuses_a_catalogue_drop_unless_forced(clf):
     assert ok.accepted and ok.refusal is None and ok.catalogue_acc >= 0.98
 
 
+def test_gate_refusal_raises_the_penalty_before_it_gives_up(clf, monkeypatch):
+    """A refused fit is refitted with each stronger penalty of the grid in turn; the first that
+    passes is used and says so; when every one is refused, the best fit is returned unaccepted."""
+    import fashion_edge.runtime.adapter as A
+
+    monkeypatch.setattr(A, "L2_GRID", (1e-4, 1e-2, 1.0))  # the data pick a weak one; the gate wants 1.0
+    cat = CatalogueSet(np.zeros(3, int), np.zeros((3, 9)), np.zeros((3, 6)), ["a", "b", "c"])
+    asked: list[float] = []
+
+    def gate(passes_from: float):
+        def _gate(ad, _cat, _clf) -> bool:
+            asked.append(ad.l2)
+            if ad.l2 < passes_from:
+                ad.refusal = "catalogue accuracy drops (stub)"
+                return False
+            return True
+
+        return _gate
+
+    monkeypatch.setattr(A, "_gate", gate(passes_from=max(A.L2_GRID)))
+    ad = fit_adapter(clf, examples(10), catalogue=cat, l2=min(A.L2_GRID))
+    assert asked == [min(A.L2_GRID)] and not ad.accepted  # a fixed penalty is never raised
+
+    asked.clear()
+    ad = fit_adapter(clf, examples(10), catalogue=cat, l2="auto")
+    chosen = asked[0]
+    assert chosen < max(A.L2_GRID), "these examples should pick a weaker penalty than the strongest"
+    assert asked == [chosen] + sorted(g for g in A.L2_GRID if g > chosen)
+    assert ad.accepted and ad.l2 == max(A.L2_GRID) and f"l2 raised to {ad.l2:g}" in " ".join(ad.notes)
+
+    asked.clear()
+    monkeypatch.setattr(A, "_gate", gate(passes_from=float("inf")))  # nothing passes
+    ad = fit_adapter(clf, examples(10), catalogue=cat, l2="auto")
+    assert not ad.accepted and ad.l2 == asked[0] and ad.refusal
+
+
 def test_save_load_round_trip_and_refusals(clf, model, tmp_path):
     ad = fit_adapter(clf, examples(5), catalogue=None)
     path = tmp_path / "data" / "adapter.npz"
