@@ -56,6 +56,7 @@ class ModelMetadata:
     logits_output: str | None = None  # name of the logits output when the file has several outputs
     embedding_output: str | None = None  # name of the embedding output (None: old export, no embedding)
     embedding_size: int | None = None
+    embedding_layer: str | None = None  # the pooled layer it comes from (None: the input of the logits)
     provenance: dict[str, Any] = field(default_factory=dict)
     schema: str = SCHEMA
 

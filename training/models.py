@@ -36,6 +36,9 @@ class ModelSpec:
     normalization: str = "inside-model: x/127.5-1"  # what the model's first layer does (recorded in metadata)
     freeze_epochs: int = 0  # pretrained backbones: epochs with the backbone frozen before full fine-tuning
     finetune_lr: float | None = None  # learning rate once the backbone is unfrozen (default lr * 0.3)
+    # The layer whose globally pooled output export writes as the ``embedding`` output that
+    # runtime.adapter learns on (None: the input of the final ``logits`` Dense).
+    embedding_layer: str | None = None
     extra: dict = field(default_factory=dict)
 
     def input_shape(self, size: tuple[int, int] | None = None) -> tuple[int, int, int]:
@@ -251,6 +254,9 @@ REGISTRY: dict[str, ModelSpec] = {
             epochs=7,
             patience=3,
             weight_decay=1e-5,
+            # stage 6's last residual (192-d): it keeps more of ImageNet's generic features than the
+            # catalogue-tuned 1280-d head; adapter on real-dev k=5/20/50: +3/+5/+7 points (docs/adapter.md)
+            embedding_layer="b14_add",
         ),  # fmt: skip
         ModelSpec("compact", build_compact, "product CNN: 4 conv stages + BN, GAP, <=2 M params (default)"),
         ModelSpec(
