@@ -1,0 +1,87 @@
+"""Which layer should a model's embedding output come from? Decided on real-dev learn/ only.
+
+    python scripts/embedding_layer_choice.py runs/articletype8-lite0 [--layers b14_add gap ...]
+
+For each candidate layer of a run's model.keras (globally averaged), the adapter's head
+(``runtime.adapter_head.fit_head``, with the model's own logits) is fitted on k photos per class
+drawn from ``real-dev/learn/`` and scored on the remaining known-class photos of learn/; mean over
+5 draws. eval/ is never read. Needs TensorFlow (a training install).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_LAYERS = ("gap", "b15_project_bn", "b14_expand_relu6", "b14_add", "b13_add", "b12_add")
+KS = (5, 20, 50)
+DRAWS = 5
+L2 = 1e-4  # the weakest of runtime.adapter.L2_GRID: the grid's choice varies per draw
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path, help="a fashion-train run folder (model.keras, metadata.json)")
+    ap.add_argument("--layers", nargs="+", default=list(DEFAULT_LAYERS))
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    from fashion_edge.runtime.adapter_head import base_term, features, fit_head, head_logits
+    from fashion_edge.runtime.metadata import ModelMetadata
+    from fashion_edge.runtime.preprocess import list_images, load_for_model
+    from fashion_edge.training.data import SHARED_DATA
+
+    learn = SHARED_DATA / "real-dev" / "learn"
+    if not learn.is_dir():
+        print(f"embedding_layer_choice: {learn} is missing (see ../shared/data/README.md)", file=sys.stderr)
+        return 2
+    meta = ModelMetadata.from_json((args.run / "metadata.json").read_text())
+    model = tf.keras.models.load_model(args.run / "model.keras", compile=False)
+    paths, labels = [], []
+    for folder in sorted(p for p in learn.iterdir() if p.is_dir()):
+        for p in list_images(folder):
+            paths.append(p)
+            labels.append(folder.name)
+    x = np.stack([load_for_model(p, meta) for p in paths]).astype(np.float32)
+    pooled = [tf.keras.layers.GlobalAveragePooling2D()(model.get_layer(n).output)
+              if len(model.get_layer(n).output.shape) == 4 else model.get_layer(n).output for n in args.layers]  # fmt: skip
+    outs = tf.keras.Model(model.input, [model.output, *pooled]).predict(x, batch_size=64, verbose=0)
+    logits, feats = outs[0], dict(zip(args.layers, outs[1:], strict=True))
+    classes = list(meta.classes)
+    y = np.array([classes.index(lab) if lab in classes else -1 for lab in labels])
+    if (y < 0).any():
+        print(f"embedding_layer_choice: learn/ folders not among the model's classes: "
+              f"{sorted({lab for lab in labels if lab not in classes})}", file=sys.stderr)  # fmt: skip
+        return 2
+    known = np.array([lab != meta.unknown_class for lab in labels])
+    base = base_term(logits, meta.temperature, meta.outputs)
+    print(f"{len(paths)} learn/ photos; top-1 on the rest of learn/'s known classes, mean of {DRAWS} draws")
+    print("| layer | dim | " + " | ".join(f"k={k}" for k in KS) + " |")
+    print("|---|---|" + "---|" * len(KS))
+    for name in args.layers:
+        f = features(feats[name])
+        row = []
+        for k in KS:
+            accs = []
+            for s in range(DRAWS):
+                rng = np.random.default_rng(100 + s)
+                idx = np.concatenate(
+                    [rng.choice(np.flatnonzero(y == c), k, replace=False) for c in np.unique(y)]
+                )
+                rest = known.copy()
+                rest[idx] = False
+                head = fit_head(base[idx], f[idx], y[idx], len(classes), l2=L2)
+                accs.append(float((head_logits(head, base[rest], f[rest]).argmax(1) == y[rest]).mean()))
+            row.append(np.mean(accs))
+        print(f"| {name} | {f.shape[1]} | " + " | ".join(f"{r:.1%}" for r in row) + " |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
