@@ -1,11 +1,12 @@
 """Which layer should a model's embedding output come from? Decided on real-dev learn/ only.
 
-    python scripts/embedding_layer_choice.py runs/articletype8-lite0 [--layers b14_add gap ...]
+    python scripts/embedding_layer_choice.py runs/articletype8-lite0 [--layers b14_add gap ...] [--imagenet]
 
 For each candidate layer of a run's model.keras (globally averaged), the adapter's head
 (``runtime.adapter_head.fit_head``, with the model's own logits) is fitted on k photos per class
 drawn from ``real-dev/learn/`` and scored on the remaining known-class photos of learn/; mean over
-5 draws. eval/ is never read. Needs TensorFlow (a training install).
+5 draws. eval/ is never read. ``--imagenet``: the features come from the ImageNet-only Lite0
+(no catalogue training; the run's logits stay the base). Needs TensorFlow (a training install).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="a fashion-train run folder (model.keras, metadata.json)")
     ap.add_argument("--layers", nargs="+", default=list(DEFAULT_LAYERS))
+    ap.add_argument("--imagenet", action="store_true", help="features of the ImageNet-only Lite0")
     args = ap.parse_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -49,10 +51,16 @@ def main(argv: list[str] | None = None) -> int:
             paths.append(p)
             labels.append(folder.name)
     x = np.stack([load_for_model(p, meta) for p in paths]).astype(np.float32)
-    pooled = [tf.keras.layers.GlobalAveragePooling2D()(model.get_layer(n).output)
-              if len(model.get_layer(n).output.shape) == 4 else model.get_layer(n).output for n in args.layers]  # fmt: skip
-    outs = tf.keras.Model(model.input, [model.output, *pooled]).predict(x, batch_size=64, verbose=0)
-    logits, feats = outs[0], dict(zip(args.layers, outs[1:], strict=True))
+    src = model
+    if args.imagenet:
+        from fashion_edge.training.lite0 import build_lite0_pretrained
+
+        src = build_lite0_pretrained(model.input_shape[1:], len(meta.classes))
+    pooled = [tf.keras.layers.GlobalAveragePooling2D()(src.get_layer(n).output)
+              if len(src.get_layer(n).output.shape) == 4 else src.get_layer(n).output for n in args.layers]  # fmt: skip
+    logits = model.predict(x, batch_size=64, verbose=0)
+    outs = tf.keras.Model(src.input, pooled).predict(x, batch_size=64, verbose=0)
+    feats = dict(zip(args.layers, outs if len(args.layers) > 1 else [outs], strict=True))
     classes = list(meta.classes)
     y = np.array([classes.index(lab) if lab in classes else -1 for lab in labels])
     if (y < 0).any():
