@@ -179,7 +179,7 @@ def new_class(clf: Classifier, article: str, n_teach: int = 10, per_known: int =
     p_old = adapter_probs(ad, test.logits[rest], test.emb[rest], clf).argmax(1)
     before_new = [clf.classes[i] for i in z_new[n_teach:].argmax(1)]
     return {
-        "article": article, "n_teach": n_teach, "per_known": per_known, "n_eval_new": len(ids) - n_teach,
+        "article": article, "seed": seed, "n_teach": n_teach, "per_known": per_known, "n_eval_new": len(ids) - n_teach,
         "recall": float(np.mean([p.label == article for p in p_new])),
         "auto_share_new": float(np.mean([not p.needs_review for p in p_new])),
         "before_as": max(set(before_new), key=before_new.count),
@@ -247,7 +247,7 @@ def markdown(clf: Classifier, rows: list[dict], tim: dict | None, news: list[dic
                   f"decode + embed + fit {tim['embed_fit_s']:.2f} s; with the catalogue gate (embeddings cached) "
                   f"{tim['gate_s']:.2f} s."]  # fmt: skip
     for nc in news:
-        lines += ["", f"New class **{nc['article']}** from {nc['n_teach']} catalogue images (+ {nc['per_known']} "
+        lines += ["", f"New class **{nc['article']}** (seed {nc['seed']}) from {nc['n_teach']} catalogue images (+ {nc['per_known']} "
                   f"catalogue corrections per known class): recall {_pct(nc['recall'])} on its other "
                   f"{nc['n_eval_new']} images ({_pct(nc['auto_share_new'])} auto-accepted; the model alone called "
                   f"most of them {nc['before_as']}); old classes {_pct(nc['old_before'])} -> {_pct(nc['old_after'])} "
@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     tim = None if args.no_timing else timing(clf, args.real)
     if tim:
         print(tim)
-    news = [new_class(clf, a) for a in args.new_class]
+    news = [new_class(clf, a, seed=s) for a in args.new_class for s in args.seeds]
     for nc in news:
         print(nc)
     md = markdown(
