@@ -6,7 +6,8 @@ For each candidate layer of a run's model.keras (globally averaged), the adapter
 (``runtime.adapter_head.fit_head``, with the model's own logits) is fitted on k photos per class
 drawn from ``real-dev/learn/`` and scored on the remaining known-class photos of learn/; mean over
 5 draws. eval/ is never read. ``--imagenet``: the features come from the ImageNet-only Lite0
-(no catalogue training; the run's logits stay the base). Needs TensorFlow (a training install).
+(no catalogue training; the run's logits stay the base). ``a+b``: both layers, each L2-normalised,
+concatenated. Needs TensorFlow (a training install).
 """
 
 from __future__ import annotations
@@ -56,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
         from fashion_edge.training.lite0 import build_lite0_pretrained
 
         src = build_lite0_pretrained(model.input_shape[1:], len(meta.classes))
+    names = list(dict.fromkeys(part for name in args.layers for part in name.split("+")))
     pooled = [tf.keras.layers.GlobalAveragePooling2D()(src.get_layer(n).output)
-              if len(src.get_layer(n).output.shape) == 4 else src.get_layer(n).output for n in args.layers]  # fmt: skip
+              if len(src.get_layer(n).output.shape) == 4 else src.get_layer(n).output for n in names]  # fmt: skip
     logits = model.predict(x, batch_size=64, verbose=0)
     outs = tf.keras.Model(src.input, pooled).predict(x, batch_size=64, verbose=0)
-    feats = dict(zip(args.layers, outs if len(args.layers) > 1 else [outs], strict=True))
+    feats = dict(zip(names, outs if len(names) > 1 else [outs], strict=True))
     classes = list(meta.classes)
     y = np.array([classes.index(lab) if lab in classes else -1 for lab in labels])
     if (y < 0).any():
@@ -73,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     print("| layer | dim | " + " | ".join(f"k={k}" for k in KS) + " |")
     print("|---|---|" + "---|" * len(KS))
     for name in args.layers:
-        f = features(feats[name])
+        parts = name.split("+")
+        f = np.hstack([features(feats[n]) for n in parts]) / np.sqrt(len(parts))
         row = []
         for k in KS:
             accs = []
