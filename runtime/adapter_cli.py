@@ -27,8 +27,6 @@ def check_adapter_args(args: argparse.Namespace) -> str | None:
         return "use --learn-from DIR or --adapter FILE, not both"
     if args.save_adapter and not args.learn_from:
         return "--save-adapter needs --learn-from DIR"
-    if (args.learn_from or args.adapter) and getattr(args, "ray", None):
-        return "--ray does not apply adapters yet: use --learn-from/--adapter without --ray"
     return None
 
 

@@ -127,8 +127,9 @@ def _engine(args: argparse.Namespace, clf: Any) -> Any:
     except ImportError:
         raise LabelingError("--ray needs Ray: pip install 'fashion-edge[scale]'") from None
     return ray_engine(
-        clf.path, args.folder, args.top_k, args.review_below, args.ray, batch_size=args.batch_size
-    )
+        clf.path, args.folder, args.top_k, args.review_below, args.ray, batch_size=args.batch_size,
+        adapter=getattr(clf, "adapter", None),
+    )  # fmt: skip
 
 
 def _on_ctrl_c(cancel: threading.Event) -> Callable[[int, FrameType | None], None]:

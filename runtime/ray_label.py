@@ -29,16 +29,21 @@ Batch = Sequence[tuple[str, Path]]
 
 
 class ClassifierActor:
-    """One classifier per Ray actor: a batch {"key", "path"} -> {"record"} (journal JSON rows)."""
+    """One classifier per Ray actor: a batch {"key", "path"} -> {"record"} (journal JSON rows);
+    ``adapter``: the driver's fitted or loaded adapter (runtime.adapter), applied on every node."""
 
     def __init__(
-        self, model: str, root: str, fingerprint: str, top_k: int, review_below: float | None
-    ) -> None:
+        self, model: str, root: str, fingerprint: str, top_k: int, review_below: float | None,
+        adapter: Any = None,
+    ) -> None:  # fmt: skip
+        from fashion_edge.runtime.adapter import adapted
         from fashion_edge.runtime.classifier import load
 
         if model_fingerprint(model) != fingerprint:
             raise RuntimeError(f"{model}: not the driver's model file on this node (fingerprint differs)")
         self.clf = load(model, threads=1)
+        if adapter is not None:
+            self.clf = adapted(self.clf, adapter)
         self.root, self.top_k, self.review_below = Path(root), top_k, review_below
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -64,9 +69,11 @@ def ray_engine(
     address: str | None = None,
     num_cpus: int | None = None,
     batch_size: int = 64,
+    adapter: Any = None,
 ) -> Any:
     """An engine for ``run_labeling(..., engine=...)``; ``address`` None or "local": a local Ray
-    with ``num_cpus`` CPUs (default: all), one actor per CPU."""
+    with ``num_cpus`` CPUs (default: all), one actor per CPU; ``adapter``: label with it (the
+    driver's classifier must be ``adapted(load(model), adapter)`` so resumed rows match)."""
     import ray
 
     model_p = Path(model).resolve()
@@ -109,7 +116,7 @@ def ray_engine(
             ds = ds.map_batches(
                 ClassifierActor,
                 fn_constructor_args=(str(model_p), str(Path(root).resolve()), model_fingerprint(model_p), top_k,
-                                     review_below),
+                                     review_below, adapter),
                 batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                 num_cpus=1,
             )  # fmt: skip

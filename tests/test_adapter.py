@@ -391,3 +391,29 @@ def test_adapted_items_are_reviewed_until_held_out_corrections_prove_a_threshold
     assert sum(not p.needs_review for p in preds) >= 15 and all(
         p.label == NAMES[c] for p, c in zip(preds, [c for c in COLOURS for _ in range(5)], strict=True)
     )
+
+
+def test_ray_actors_label_with_the_drivers_adapter(clf, model, tmp_path):
+    """``fashion-label --ray`` with an adapter: each actor applies the driver's adapter, so its rows
+    (labels, new classes, the adapted model id) equal the single-process rows."""
+    import os
+
+    from fashion_edge.runtime.journal import LabelRecord
+    from fashion_edge.runtime.journal_guard import model_fingerprint
+    from fashion_edge.runtime.labeling import label_paths
+    from fashion_edge.runtime.ray_label import ClassifierActor
+
+    ad = fit_adapter(clf, examples(8), catalogue=None)
+    paths = []
+    for i, c in enumerate(("red", "yellow", "blue")):
+        paths.append(tmp_path / f"{c}.png")
+        cv2.imwrite(str(paths[-1]), cv2.cvtColor(coloured(COLOURS[c], 500 + i), cv2.COLOR_RGB2BGR))
+    local = label_paths(adapted(clf, ad), paths, tmp_path, 3, None)
+    actor = ClassifierActor(str(model), str(tmp_path), model_fingerprint(model), 3, None, ad)
+    out = actor({"key": np.array([p.name for p in paths]),
+                 "path": np.array([os.fsencode(p) for p in paths], dtype=object)})  # fmt: skip
+    remote = [LabelRecord.from_json(str(r)) for r in out["record"]]
+    assert [r.to_json() for r in remote] == [r.to_json() for r in local]
+    assert "Jeans" in [r.label for r in remote] and remote[0].model == adapted(clf, ad).model_id
+    plain = ClassifierActor(str(model), str(tmp_path), model_fingerprint(model), 3, None)
+    assert plain.clf.classes == clf.classes  # no adapter: the model as it is
