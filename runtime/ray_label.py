@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -113,13 +114,18 @@ def ray_engine(
             ds = ray.data.from_items(
                 items, override_num_blocks=max(actors, len(items) // (batch_size * 4) or 1)
             )
-            ds = ds.map_batches(
-                ClassifierActor,
-                fn_constructor_args=(str(model_p), str(Path(root).resolve()), model_fingerprint(model_p), top_k,
-                                     review_below, adapter),
-                batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
-                num_cpus=1,
-            )  # fmt: skip
+            with warnings.catch_warnings():  # Ray 2.60 (pinned) flags extra remote args as deprecated
+                warnings.simplefilter("ignore", DeprecationWarning)
+                ds = ds.map_batches(
+                    ClassifierActor,
+                    fn_constructor_args=(str(model_p), str(Path(root).resolve()), model_fingerprint(model_p), top_k,
+                                         review_below, adapter),
+                    batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
+                    num_cpus=1,
+                    # a failed actor fails the run with one line (the journal resumes); restartable actors
+                    # with stored constructor arguments (an adapter) make Ray's C++ core print a warning
+                    max_restarts=0,
+                )  # fmt: skip
             batches_out = iter(
                 ds.iter_batches(batch_size=batch_size, batch_format="numpy", prefetch_batches=2)
             )
