@@ -35,9 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import tensorflow as tf
 
+    from fashion_edge.benchmarks.adapter_curve import draw
+    from fashion_edge.benchmarks.realphotos import folder_items
     from fashion_edge.runtime.adapter_head import base_term, features, fit_head, head_logits
     from fashion_edge.runtime.metadata import ModelMetadata
-    from fashion_edge.runtime.preprocess import list_images, load_for_model
+    from fashion_edge.runtime.preprocess import load_for_model
     from fashion_edge.training.data import SHARED_DATA
 
     learn = SHARED_DATA / "real-dev" / "learn"
@@ -46,11 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     meta = ModelMetadata.from_json((args.run / "metadata.json").read_text())
     model = tf.keras.models.load_model(args.run / "model.keras", compile=False)
-    paths, labels = [], []
-    for folder in sorted(p for p in learn.iterdir() if p.is_dir()):
-        for p in list_images(folder):
-            paths.append(p)
-            labels.append(folder.name)
+    items = folder_items(learn)
+    paths, labels = [p for p, _ in items], [lab for _, lab in items]
     x = np.stack([load_for_model(p, meta) for p in paths]).astype(np.float32)
     src = model
     if args.imagenet:
@@ -81,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         for k in KS:
             accs = []
             for s in range(DRAWS):
-                rng = np.random.default_rng(100 + s)
-                idx = np.concatenate(
-                    [rng.choice(np.flatnonzero(y == c), k, replace=False) for c in np.unique(y)]
-                )
+                idx = draw(labels, k, 100 + s, classes)
                 rest = known.copy()
                 rest[idx] = False
                 head = fit_head(base[idx], f[idx], y[idx], len(classes), l2=L2)
