@@ -161,6 +161,16 @@ def label_folder_items(rig: Rig, folder: Path) -> None:
             assert session.set_label(i, want)
 
 
+def learned_rig(rig_factory, tmp_path: Path) -> Rig:
+    """A window whose person labelled 9 coloured items in folder mode, then pressed Learn."""
+    folder = tmp_path / "photos"
+    colour_items(folder, 9)
+    rig = rig_factory()
+    label_folder_items(rig, folder)
+    learn_and_wait(rig)
+    return rig
+
+
 def test_corrections_feed_the_store_and_learning_installs_an_adapter(rig_factory, tmp_path, clf):
     folder = tmp_path / "photos"
     colour_items(folder, 12)
@@ -251,12 +261,8 @@ def test_gate_refusal_is_shown_and_use_anyway_installs(rig_factory, tmp_path, mo
         return ad
 
     monkeypatch.setattr(adapter_mod, "fit_adapter", gated)
-    folder = tmp_path / "photos"
-    colour_items(folder, 9)
-    rig = rig_factory()
-    label_folder_items(rig, folder)
+    rig = learned_rig(rig_factory, tmp_path)
     ctl = rig.window.learning
-    learn_and_wait(rig)
     assert rig.holder.adapter is None
     assert not (ctl.store.folder / ADAPTER_NAME).exists()
     assert ctl.panel.alert_box.isVisibleTo(rig.window)
@@ -269,12 +275,8 @@ def test_gate_refusal_is_shown_and_use_anyway_installs(rig_factory, tmp_path, mo
 
 
 def test_undo_goes_back_and_reset_removes_the_adapter(rig_factory, tmp_path, clf):
-    folder = tmp_path / "photos"
-    colour_items(folder, 9)
-    rig = rig_factory()
-    label_folder_items(rig, folder)
+    rig = learned_rig(rig_factory, tmp_path)
     ctl = rig.window.learning
-    learn_and_wait(rig)
     first = rig.holder.adapter
     for p in colour_items(tmp_path / "more", 6, start=20):
         ctl.record(p, DEFAULT_CLASSES[int(p.stem.split("_")[1]) % 3])
@@ -353,11 +355,7 @@ def test_typed_new_label_becomes_a_class_after_a_question(rig_factory, tmp_path)
 def test_adapter_of_another_model_or_corrupt_is_refused_in_one_line(
     rig_factory, qtbot, tmp_path, model_paths
 ):
-    folder = tmp_path / "photos"
-    colour_items(folder, 9)
-    rig = rig_factory()
-    label_folder_items(rig, folder)
-    learn_and_wait(rig)
+    rig = learned_rig(rig_factory, tmp_path)
     store_dir = rig.window.learning.store.folder
     rig.close()
 
@@ -378,11 +376,7 @@ def test_adapter_of_another_model_or_corrupt_is_refused_in_one_line(
 
 
 def test_adapter_is_loaded_with_the_model_at_start(rig_factory, qtbot, tmp_path, model_paths):
-    folder = tmp_path / "photos"
-    colour_items(folder, 9)
-    rig = rig_factory()
-    label_folder_items(rig, folder)
-    learn_and_wait(rig)
+    rig = learned_rig(rig_factory, tmp_path)
     n = rig.holder.adapter.n_examples
     rig.close()
     rig2 = Rig(qtbot, tmp_path, runtime.load(model_paths["a"]))
