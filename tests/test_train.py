@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from fashion_edge.runtime.metadata import load_json
 from fashion_edge.training.train import main
 from tests.conftest import requires_catalogue
+
+
+def resume_to_epoch(run: Path, epochs: int, capsys) -> None:
+    """Raise the run's epoch count, ``--resume`` it, and check it went on from its checkpoint."""
+    args = json.loads((run / "run_args.json").read_text())
+    args["epochs"] = epochs
+    (run / "run_args.json").write_text(json.dumps(args))
+    assert main(["--resume", str(run)]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert json.loads((run / "checkpoints/state.json").read_text())["epoch"] == epochs
 
 
 @pytest.mark.slow
@@ -27,12 +38,7 @@ def test_tiny_run_writes_a_complete_run_folder(tiny_catalogue, tmp_path, capsys)
     report = (run / "report.md").read_text()
     assert "malformed rows skipped: 3" in report and "rows without image skipped: 2" in report
     # resume continues from the last checkpoint up to the new epoch count
-    args = json.loads((run / "run_args.json").read_text())
-    args["epochs"] = 3
-    (run / "run_args.json").write_text(json.dumps(args))
-    assert main(["--resume", str(run)]) == 0
-    assert "resuming" in capsys.readouterr().out
-    assert json.loads((run / "checkpoints/state.json").read_text())["epoch"] == 3
+    resume_to_epoch(run, 3, capsys)
     assert main(["--evaluate", str(run)]) == 0
 
 
@@ -138,12 +144,7 @@ def test_pretrained_lite0_trains_in_phases_at_its_input_size_and_resumes(tiny_ca
     meta = load_json(run / "metadata.json")
     assert (meta.height, meta.width) == (64, 48) and meta.normalization == "inside-model: (x-127)/128"
     assert json.loads((run / "report.json").read_text())["settings"]["phases"][0][:3] == [0, 1, True]
-    args = json.loads((run / "run_args.json").read_text())
-    args["epochs"] = 3
-    (run / "run_args.json").write_text(json.dumps(args))
-    assert main(["--resume", str(run)]) == 0
-    assert "resuming" in capsys.readouterr().out
-    assert json.loads((run / "checkpoints/state.json").read_text())["epoch"] == 3
+    resume_to_epoch(run, 3, capsys)
     assert (load_json(run / "metadata.json").height, load_json(run / "metadata.json").width) == (64, 48)
 
 
