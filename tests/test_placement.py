@@ -119,11 +119,16 @@ def test_a_move_across_file_systems_killed_mid_copy_leaves_only_whole_files(tmp_
 # --- 7. identical twins are kept ---------------------------------------------------------------
 
 
-def test_recursive_move_keeps_identical_twins(clf, tmp_path):
-    src = tmp_path / "in"
+def twin_watches(src: Path) -> Path:
+    """src/2023/watch.png and src/2024/watch.png: the same bytes under the same name."""
     for year in ("2023", "2024"):
         (src / year).mkdir(parents=True)
         (src / year / "watch.png").write_bytes(png(1))
+    return src
+
+
+def test_recursive_move_keeps_identical_twins(clf, tmp_path):
+    src = twin_watches(tmp_path / "in")
     dest = tmp_path / "out"
     s = run_labeling(src, clf, recursive=True, sort_dest=dest, move=True)
     assert s.sorted_files == 2
@@ -132,10 +137,7 @@ def test_recursive_move_keeps_identical_twins(clf, tmp_path):
 
 
 def test_recursive_copy_keeps_identical_twins_and_a_rerun_copies_nothing(clf, tmp_path):
-    src = tmp_path / "in"
-    for year in ("2023", "2024"):
-        (src / year).mkdir(parents=True)
-        (src / year / "watch.png").write_bytes(png(1))
+    src = twin_watches(tmp_path / "in")
     dest = tmp_path / "out"
     assert run_labeling(src, clf, recursive=True, sort_dest=dest).sorted_files == 2
     assert run_labeling(src, clf, recursive=True, sort_dest=dest).sorted_files == 2  # found, not copied
