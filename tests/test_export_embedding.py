@@ -5,13 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
-
-from fashion_edge.export.embedding import embedding_layer_for, meta_changes, with_embedding  # noqa: E402
-from fashion_edge.training.models import REGISTRY  # noqa: E402
+from fashion_edge.export.embedding import embedding_layer_for, meta_changes, with_embedding
+from fashion_edge.training.models import REGISTRY
 
 
-def _tiny():
+@pytest.fixture(scope="module")
+def tf():
+    """TensorFlow, imported when these tests run (not at collection, as the other TF tests do)."""
+    return pytest.importorskip("tensorflow", reason="needs the [train] extra")
+
+
+def _tiny(tf):
     L = tf.keras.layers
     inp = tf.keras.Input((16, 12, 3))
     feat = L.Conv2D(4, 3, padding="same", name="feat")(inp)
@@ -20,8 +24,8 @@ def _tiny():
     return tf.keras.Model(inp, L.Dense(3, name="logits")(x)), feat
 
 
-def test_named_layer_is_pooled_into_the_embedding_output() -> None:
-    model, _ = _tiny()
+def test_named_layer_is_pooled_into_the_embedding_output(tf) -> None:
+    model, _ = _tiny(tf)
     two = with_embedding(model, "feat")
     x = np.random.default_rng(0).normal(size=(2, 16, 12, 3)).astype(np.float32)
     logits, emb = two.predict(x, verbose=0)
@@ -33,21 +37,21 @@ def test_named_layer_is_pooled_into_the_embedding_output() -> None:
     }  # fmt: skip
 
 
-def test_default_embedding_is_the_input_of_the_logits_layer() -> None:
-    model, _ = _tiny()
+def test_default_embedding_is_the_input_of_the_logits_layer(tf) -> None:
+    model, _ = _tiny(tf)
     two = with_embedding(model)
     changes = meta_changes(two)
     assert changes["embedding_size"] == 8 and changes["embedding_layer"] is None
 
 
-def test_a_missing_or_flat_embedding_layer_is_refused_by_name() -> None:
-    model, _ = _tiny()
+def test_a_missing_or_flat_embedding_layer_is_refused_by_name(tf) -> None:
+    model, _ = _tiny(tf)
     for bad in ("nope", "gap"):
         with pytest.raises(ValueError, match=bad):
             with_embedding(model, bad)
 
 
-def test_every_registry_embedding_layer_exists_in_its_model() -> None:
+def test_every_registry_embedding_layer_exists_in_its_model(tf) -> None:
     """A registry entry naming an embedding layer must build a model that has it as a feature map."""
     named = {n: s for n, s in REGISTRY.items() if s.embedding_layer}
     assert "lite0" in named
