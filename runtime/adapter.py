@@ -11,116 +11,51 @@ The head (``runtime.adapter_head``) blends the model's own logits with a softmax
 its L2-normalised embedding (a second output of the same int8 file). Its held-out accuracy and
 review threshold come from stratified 4-fold cross-validation over the corrections; the safety gate
 scores it on the model's own catalogue test ids (``runtime.adapter_gate``). No TensorFlow.
+This module fits; the record and its file are ``runtime.adapter_record``, the adapted classifier
+``runtime.adapted``; their public names are re-exported here.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fashion_edge.runtime.adapted import AdaptedClassifier, adapted, adapter_probs, require_embedding
 from fashion_edge.runtime.adapter_head import (
     DEFAULT_L2,
     Anchors,
-    Head,
     base_term,
     calibrate_threshold,
     features,
     fit_head,
-    head_logits,
     out_of_fold,
-    softmax,
     stratified_folds,
 )
-from fashion_edge.runtime.classifier import Classifier, NoEmbeddingError, Prediction
-from fashion_edge.runtime.metadata import MetadataError
+from fashion_edge.runtime.adapter_record import (
+    FORMAT,
+    Adapter,
+    AdapterError,
+    load_adapter,
+    model_fingerprint,
+    save_adapter,
+)
+from fashion_edge.runtime.classifier import Classifier, NoEmbeddingError
 from fashion_edge.runtime.preprocess import ImageError
 
-FORMAT = "fashion-edge-adapter/1"
 MAX_CATALOGUE_DROP = 2.0  # points: the safety gate
 REVIEW_TARGET = 0.97  # held-out precision (90 % lower bound) the adapted review threshold must reach
 MIN_HELDOUT_FOR_THRESHOLD = 20
-MAX_CONFIDENCE = 1 - 1e-6  # adapted confidences stay below 1, so a threshold of 1 reviews everything
 N_FOLDS = 4  # 25 % held out per fold
 L2_GRID = (1e-3, 3e-4, 1e-4)  # l2="auto": chosen per fit on the held-out corrections
 ANCHOR_WEIGHT = 1.0  # total weight of the catalogue anchors vs 1 for the corrections (real-dev learn/ CV)
 
 Example = tuple[str | Path | np.ndarray, str]
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-class AdapterError(ValueError):
-    """Bad corrections or a bad adapter file; the message is one line naming the file and the problem."""
-
-
-@dataclass
-class Adapter:
-    """A fitted adapter: what it learned from, how it scored, and its parameters."""
-
-    classes: list[str]
-    new_classes: list[str]
-    model_fingerprint: str
-    n_examples: int
-    conflicts: int
-    created: str
-    heldout_acc: float | None
-    heldout_acc_before: float | None
-    catalogue_acc: float | None
-    catalogue_acc_before: float | None
-    accepted: bool
-    refusal: str | None
-    review_threshold: float
-    threshold_note: str
-    heldout_n: int = 0
-    catalogue_n: int = 0
-    counts: dict[str, int] = field(default_factory=dict)  # examples per class
-    skipped: int = 0  # unreadable images left out
-    notes: list[str] = field(default_factory=list)
-    model_file: str = ""
-    l2: float = DEFAULT_L2
-    forced: bool = False
-    W: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
-    b: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
-    alpha: float = 1.0
-
-    @property
-    def head(self) -> Head:
-        return Head(self.W, self.b, self.alpha, len(self.classes) - len(self.new_classes))
-
-    def summary(self) -> str:
-        """One line for people: 'learned from N items · held-out accuracy X % (was Y %)'."""
-        if self.heldout_acc is None or self.heldout_acc_before is None:
-            acc = "too few examples per class for a held-out accuracy"
-        else:
-            acc = (
-                f"accuracy on your held-out items {self.heldout_acc:.0%} (was {self.heldout_acc_before:.0%})"
-            )
-        new = f" · new classes: {', '.join(self.new_classes)}" if self.new_classes else ""
-        return f"learned from {self.n_examples} items · {acc}{new}"
-
-    def info(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k in ("W", "b"):
-            d.pop(k)
-        return d
-
-
-def model_fingerprint(path: str | Path) -> str:
-    """sha256 of the model file's bytes (first 16 hex digits; cached per path, size and mtime)."""
-    from fashion_edge.runtime.journal_guard import model_fingerprint as file_fingerprint
-
-    fp = file_fingerprint(path)
-    if not fp:
-        raise AdapterError(f"{path}: model file cannot be read")
-    return fp
 
 
 def _key(item: str | Path | np.ndarray) -> str:
@@ -167,11 +102,6 @@ def embed_examples(
     return np.concatenate(logits), np.concatenate(embs), ok
 
 
-def _require_embedding(clf: Classifier) -> None:
-    if not clf.meta.embedding_output:
-        raise AdapterError(f"{clf.path}: model has no embedding output; re-export it with fashion-export")
-
-
 def fit_adapter(
     clf: Classifier,
     examples: Sequence[Example],
@@ -193,7 +123,7 @@ def fit_adapter(
     """
     from fashion_edge.runtime.adapter_gate import CatalogueSet, catalogue_for
 
-    _require_embedding(clf)
+    require_embedding(clf)
     if embeddings is not None and len(embeddings) != len(examples):
         raise AdapterError(f"{len(embeddings)} embeddings for {len(examples)} examples")
     if embeddings is not None and logits is None:
@@ -312,160 +242,17 @@ def _balanced_log_loss(probs: np.ndarray, y: np.ndarray) -> float:
     return float(-(np.log(p) / counts[y]).sum() / (counts > 0).sum())
 
 
-def adapter_probs(ad: Adapter, logits: np.ndarray, emb: np.ndarray, clf: Classifier) -> np.ndarray:
-    """Adapted probabilities (N, len(ad.classes)) from the model's logits and embeddings."""
-    base = base_term(logits, clf.meta.temperature, clf.meta.outputs)
-    probs = softmax(head_logits(ad.head, base, features(emb)))
-    return np.minimum(probs, MAX_CONFIDENCE).astype(np.float32)
-
-
-# --- file: an .npz of arrays + one JSON record, written atomically -----------------------------
-
-
-def save_adapter(adapter: Adapter, path: Path) -> None:
-    """Write atomically: a temp file in the same folder, fsync, os.replace (old file kept on a crash)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    info = json.dumps({"format": FORMAT, **adapter.info()})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, W=adapter.W, b=adapter.b, info=np.array(info))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def load_adapter(path: Path, clf: Classifier) -> Adapter:
-    """Read an adapter file; AdapterError if it is missing, corrupt or was fitted on another model."""
-    path = Path(path)
-    if not path.is_file():
-        raise AdapterError(f"{path}: adapter file not found")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            info = json.loads(str(z["info"]))
-            arrays = {k: np.array(z[k]) for k in ("W", "b")}
-    except (OSError, ValueError, KeyError, EOFError) as e:
-        raise AdapterError(f"{path}: not a readable adapter file ({type(e).__name__})") from None
-    except Exception as e:  # zipfile.BadZipFile and friends from a truncated file
-        raise AdapterError(f"{path}: corrupt adapter file ({type(e).__name__})") from None
-    if not isinstance(info, dict) or info.get("format") != FORMAT:
-        raise AdapterError(f"{path}: not a fashion-edge adapter (format {info.get('format')!r})")
-    fp = model_fingerprint(clf.path)
-    if info.get("model_fingerprint") != fp:
-        raise AdapterError(
-            f"{path}: adapter was fitted on another model ({info.get('model_file') or '?'}, "
-            f"fingerprint {info.get('model_fingerprint')}), not {clf.path.name} ({fp}); refit it"
-        )
-    info.pop("format")
-    try:
-        ad = Adapter(**info, W=arrays["W"], b=arrays["b"])
-    except TypeError as e:
-        raise AdapterError(f"{path}: adapter record is incomplete ({e})") from None
-    c, k = len(ad.classes), len(ad.classes) - len(ad.new_classes)
-    if ad.W.ndim != 2 or ad.W.shape[1] != c or ad.b.shape != (c,) or ad.classes[:k] != list(clf.classes):
-        raise AdapterError(f"{path}: adapter parameters do not match its classes (damaged file)")
-    if clf.meta.embedding_size and ad.W.shape[0] != clf.meta.embedding_size:
-        raise AdapterError(
-            f"{path}: adapter expects {ad.W.shape[0]}-d embeddings, model gives {clf.meta.embedding_size}"
-        )
-    return ad
-
-
-# --- the adapted classifier --------------------------------------------------------------------
-
-
-class AdaptedClassifier(Classifier):
-    """``runtime.Classifier`` with the adapter applied: same file, more classes, own threshold."""
-
-    def __init__(self, base: Classifier, adapter: Adapter) -> None:
-        _require_embedding(base)
-        try:
-            meta = base.meta.replace(
-                classes=list(adapter.classes), review_threshold=adapter.review_threshold, temperature=1.0,
-                outputs="probabilities",
-            )  # fmt: skip
-        except (MetadataError, ValueError) as e:
-            raise AdapterError(f"{base.path}: adapter classes rejected ({e})") from None
-        super().__init__(base.path, base.backend, meta)
-        self.base = base
-        self.adapter = adapter
-        digest = hashlib.sha256(adapter.W.tobytes() + adapter.b.tobytes() + repr(adapter.alpha).encode())
-        # journals record which model made a row: the file's fingerprint plus this adapter's
-        self.model_id = f"{adapter.model_fingerprint}+{digest.hexdigest()[:8]}"
-
-    def __repr__(self) -> str:
-        return f"AdaptedClassifier({self.path.name}, {len(self.classes)} classes, {self.adapter.n_examples} examples)"
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Adapted probabilities (the metadata says outputs='probabilities', temperature 1)."""
-        z, e = self.base.logits_and_embedding(x)
-        return adapter_probs(self.adapter, z, e, self.base)
-
-    def probabilities(self, x: np.ndarray) -> np.ndarray:
-        """Adapted probabilities as fitted (confidences capped just below 1; no renormalising)."""
-        return self.logits(x)
-
-    def logits_and_embedding(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z, e = self.base.logits_and_embedding(x)
-        return adapter_probs(self.adapter, z, e, self.base), e
-
-    def decide(
-        self, z: np.ndarray, e: np.ndarray, top_k: int = 3, review_threshold: float | None = None
-    ) -> list[Prediction]:
-        """Adapted predictions from the base model's logits and embeddings.
-
-        Review rule: the adapter's own threshold (recalibrated on held-out corrections). Where that
-        does not accept an item, it is still auto-accepted when the adapted answer is the base model's
-        own auto-accepted answer: learning must not take away what the model already got right, and
-        with few corrections (threshold 1.0) it would otherwise send every item to review. A user's
-        ``review_threshold`` replaces both.
-        """
-        preds = self.predictions(adapter_probs(self.adapter, z, e, self.base), top_k, review_threshold)
-        if review_threshold is not None:
-            return preds
-        base = self.base.predictions(self.base.calibrated(z), top_k=1)
-        return [
-            replace(p, needs_review=False)
-            if p.needs_review and not b.needs_review and b.label == p.label
-            else p
-            for p, b in zip(preds, base, strict=True)
-        ]
-
-    def predict_prepared(
-        self, x: np.ndarray, top_k: int = 3, review_threshold: float | None = None
-    ) -> list[Prediction]:
-        z, e = self.base.logits_and_embedding(x)
-        return self.decide(z, e, top_k, review_threshold)
-
-    def embed(self, x: np.ndarray) -> np.ndarray:
-        return self.base.embed(x)
-
-
-def adapted(clf: Classifier, adapter: Adapter) -> Classifier:
-    """The classifier with ``adapter`` applied (AdapterError if it belongs to another model)."""
-    if adapter.model_fingerprint != model_fingerprint(clf.path):
-        raise AdapterError(f"{clf.path}: adapter was fitted on another model; refit it")
-    return AdaptedClassifier(clf, adapter)
-
-
 __all__ = [
+    "FORMAT",
+    "AdaptedClassifier",
     "Adapter",
     "AdapterError",
     "NoEmbeddingError",
     "adapted",
+    "adapter_probs",
+    "embed_examples",
     "fit_adapter",
     "load_adapter",
+    "model_fingerprint",
     "save_adapter",
 ]

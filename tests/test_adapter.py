@@ -198,7 +198,7 @@ def test_crash_between_temp_write_and_replace_keeps_the_old_adapter(clf, tmp_pat
     def crash(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("fashion_edge.runtime.adapter.os.replace", crash)
+    monkeypatch.setattr("fashion_edge.runtime.adapter_record.os.replace", crash)
     with pytest.raises(KeyboardInterrupt):
         save_adapter(new, path)
     monkeypatch.undo()
@@ -213,14 +213,14 @@ def test_kill_9_during_the_write_leaves_the_old_adapter(clf, model, tmp_path):
         import os, sys, time
         from pathlib import Path
         from fashion_edge.runtime import load
-        from fashion_edge.runtime import adapter as A
+        from fashion_edge.runtime import adapter as A, adapter_record as R
         from tests.test_adapter import examples
         clf = load({str(model)!r})
         ad = A.fit_adapter(clf, examples(4), catalogue=None)
         def hang(fd):
             print("writing", flush=True)
             time.sleep(60)
-        A.os.fsync = hang
+        R.os.fsync = hang
         A.save_adapter(ad, Path({str(path)!r}))
     """)
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
