@@ -116,13 +116,13 @@ def test_webcam_like_images_refuse_to_run_without_scikit_image(monkeypatch) -> N
     """No silent fallback texture: a seeded webcam-like set must be the same on every install."""
     from fashion_edge.training import webcam
 
-    webcam._sample_textures.cache_clear()
+    webcam.sample_textures.cache_clear()
     monkeypatch.setitem(sys.modules, "skimage", None)  # import skimage -> ImportError
     try:
         with pytest.raises(webcam.WebcamDependencyError, match=r"pip install 'fashion-edge\[train\]'"):
-            webcam._sample_textures()
+            webcam.sample_textures()
     finally:
-        webcam._sample_textures.cache_clear()
+        webcam.sample_textures.cache_clear()
 
 
 def test_opencv_camera_warnings_are_silenced_unless_verbose(monkeypatch, capfd) -> None:

@@ -2,10 +2,11 @@
 
 The catalogue shows each item centred on white. The app sees items on tables and floors, under
 warm or cold light, off-centre, partly cut off, blurred, noisy and JPEG-compressed. This module
-cuts the item out of its white background (``foreground_mask``), puts it on a table-like
-background and degrades it like a cheap camera would (``webcam_like``). It is both a test-set
-generator (``make_webcam_set``, console script ``fashion-webcamset``) and a fast on-the-fly
-training augmentation (``augment_batch``, ``BatchAugmenter``). No TensorFlow here.
+cuts the item out of its white background (``foreground_mask``, in ``webcam_mask``), puts it on
+a table-like background (``webcam_backgrounds``) and degrades it like a cheap camera would
+(``webcam_like``). It is both a test-set generator (``make_webcam_set``, console script
+``fashion-webcamset``) and a fast on-the-fly training augmentation (``augment_batch``,
+``BatchAugmenter``). No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -23,239 +24,27 @@ import numpy as np
 
 from fashion_edge.runtime.metadata import MetadataError
 from fashion_edge.runtime.preprocess import ImageError, read_image
+from fashion_edge.training.webcam_backgrounds import (
+    BANK_SEED,
+    BANK_TILES,
+    NOISE_SHAPE,
+    SURFACE_COLOURS,
+    TILE_SHAPE,
+    WebcamDependencyError,
+    background_bank,
+    noise_bank,
+    random_background,
+    sample_textures,
+)
+from fashion_edge.training.webcam_mask import foreground_mask, mask_and_darkness, soft_alpha
 
-BANK_SEED = 20261123  # the background and noise banks are the same in every process
-BANK_TILES = 96  # background tiles in the bank
-TILE_SHAPE = (160, 120)  # tile height, width: twice the model input so crops differ
-NOISE_SHAPE = (160, 160)
+__all__ = [
+    "BANK_SEED", "BANK_TILES", "LABEL_FIELDS", "NOISE_SHAPE", "SURFACE_COLOURS", "TILE_SHAPE", "BatchAugmenter",
+    "WebcamDependencyError", "augment_batch", "background_bank", "contact_sheet", "foreground_mask", "item_rng",
+    "load_webcam_set", "main", "make_webcam_set", "random_background", "webcam_like", "webcam_like_jpeg",
+]  # fmt: skip
+
 LABEL_FIELDS = ["file", "id", "label", "split"]
-
-_K3 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-_K5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-_K7 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-
-
-# --- foreground mask ------------------------------------------------------------------------
-
-
-def foreground_mask(img: np.ndarray, white_tol: int = 14, min_part: float = 0.06) -> np.ndarray:
-    """Mask (uint8 0/255, HxW) of the item in a studio shot on a white or near-white background.
-
-    Cues: distance from white, colour saturation and edges (so white items on white are found by
-    their outline); then closing, hole filling and keeping the large connected parts (a pair of
-    shoes stays two parts). ``white_tol`` is how far from pure white a pixel may be and still
-    count as background; parts smaller than ``min_part`` of the largest are dropped.
-    """
-    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-        raise ValueError(f"expected an HxWx3 uint8 RGB image, got {img.dtype} {img.shape}")
-    return _mask_and_darkness(img, white_tol, min_part)[0]
-
-
-def _mask_and_darkness(
-    img: np.ndarray, white_tol: int = 14, min_part: float = 0.06
-) -> tuple[np.ndarray, np.ndarray]:
-    r, g, b = cv2.split(img)
-    lo, hi = cv2.min(cv2.min(r, g), b), cv2.max(cv2.max(r, g), b)
-    darkness = cv2.bitwise_not(lo)  # 255 - min: 0 on pure white, large for dark or coloured pixels
-    spread = cv2.subtract(hi, lo)  # colourfulness: pale colours on white
-    edges = cv2.morphologyEx(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), cv2.MORPH_GRADIENT, _K3)  # white items
-    mask = cv2.bitwise_or(cv2.bitwise_or(cv2.compare(darkness, white_tol, cv2.CMP_GT),
-                                         cv2.compare(spread, 10, cv2.CMP_GT)), cv2.compare(edges, 8, cv2.CMP_GT))  # fmt: skip
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, _K7)
-    # white items: the studio white is nearly pure, and off-white fabric is not, even where its
-    # outline is too faint for the cues above (eroded, then opened: no JPEG ringing specks)
-    pure = cv2.bitwise_and(cv2.compare(darkness, 4, cv2.CMP_LE), cv2.compare(spread, 6, cv2.CMP_LE))
-    off_white = cv2.morphologyEx(cv2.erode(cv2.bitwise_not(pure), _K3), cv2.MORPH_OPEN, _K5)
-    if cv2.countNonZero(off_white) < 0.9 * off_white.size:  # else the backdrop itself is off-white
-        mask = cv2.bitwise_or(mask, off_white)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _K3)
-    mask = _large_parts(_fill_holes(mask, pure), min_part)
-    # closing and the edge cue reach ~3 px into the white: drop near-white pixels of that rim
-    rim = cv2.subtract(mask, cv2.erode(mask, _K7))
-    near_white = cv2.bitwise_and(cv2.compare(darkness, 6, cv2.CMP_LE), cv2.compare(spread, 8, cv2.CMP_LE))
-    mask[cv2.bitwise_and(rim, near_white) > 0] = 0
-    return mask, darkness
-
-
-def _fill_holes(mask: np.ndarray, pure: np.ndarray, see_through: float = 0.012) -> np.ndarray:
-    """Fill holes inside the item (regions the border cannot reach) except see-through ones.
-
-    A hole of mostly pure white larger than ``see_through`` of the image is backdrop seen through
-    the item (a bag handle's loop, the gap between legs) and stays background.
-    """
-    h, w = mask.shape
-    flood = np.zeros((h + 2, w + 2), np.uint8)
-    flood[1:-1, 1:-1] = mask
-    cv2.floodFill(flood, np.zeros((h + 4, w + 4), np.uint8), (0, 0), 255)
-    holes = cv2.bitwise_not(flood[1:-1, 1:-1])
-    if not cv2.countNonZero(holes):
-        return mask
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
-    if n <= 1:
-        return mask
-    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
-    pure_px = np.bincount(labels.ravel(), weights=(pure.ravel() > 0), minlength=n)
-    fill = (area <= see_through * h * w) | (pure_px < 0.5 * area)
-    fill[0] = False
-    return cv2.bitwise_or(mask, (fill[labels] * 255).astype(np.uint8))
-
-
-def _large_parts(mask: np.ndarray, min_part: float) -> np.ndarray:
-    """Keep connected components at least ``min_part`` times the largest one."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    if n <= 2:
-        return mask
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    keep = np.concatenate([[False], areas >= max(8, min_part * areas.max())])
-    return (keep[labels] * 255).astype(np.uint8)
-
-
-def _soft_alpha(mask: np.ndarray, darkness: np.ndarray, ramp: float = 60.0) -> np.ndarray:
-    """Alpha (uint8) of the item: 255 inside, fading with whiteness over a 2 px rim (no white halo)."""
-    rim = cv2.subtract(mask, cv2.erode(mask, _K5))
-    soft = cv2.convertScaleAbs(darkness, alpha=255 / ramp)
-    return np.where(rim > 0, soft, mask)
-
-
-# --- backgrounds ----------------------------------------------------------------------------
-
-# RGB surface colours: grey / beige / brown tables, dark floors, cardboard, off-white, blue-grey
-SURFACE_COLOURS = np.array(
-    [
-        [128, 128, 128], [170, 168, 160], [95, 95, 98], [200, 190, 170], [185, 160, 125],
-        [140, 105, 70], [100, 70, 45], [60, 50, 45], [40, 40, 42], [70, 75, 80],
-        [190, 150, 100], [225, 222, 215], [150, 160, 170], [110, 120, 105], [175, 140, 115],
-        [215, 215, 212], [235, 232, 225], [200, 205, 210],
-    ],
-    np.float32,
-)  # fmt: skip
-
-
-def _smooth_noise(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
-    """Low-frequency noise in [-1, 1]: a small random grid upscaled smoothly."""
-    h, w = shape
-    small = rng.uniform(-1, 1, (cells, max(2, round(cells * w / h)))).astype(np.float32)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC).clip(-1, 1)
-
-
-def _colour(rng: np.random.Generator) -> np.ndarray:
-    base = SURFACE_COLOURS[rng.integers(len(SURFACE_COLOURS))]
-    return np.clip(base * rng.uniform(0.85, 1.15) + rng.normal(0, 8, 3), 5, 250).astype(np.float32)
-
-
-def _plain(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    shade = 1 + 0.08 * _smooth_noise(rng, shape, 3) + 0.02 * rng.standard_normal(shape).astype(np.float32)
-    return _colour(rng)[None, None, :] * shade[:, :, None]
-
-
-def _wood(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    warp = 6 * _smooth_noise(rng, shape, 4)
-    freq = rng.uniform(0.15, 0.5)
-    grain = np.sin((xx + warp * 3) * freq + 0.5 * np.sin(yy * 0.05)) * 0.5 + 0.5
-    fine = _smooth_noise(rng, (h, w), 40)
-    pattern = 0.82 + 0.14 * grain + 0.05 * fine
-    if rng.random() < 0.5:
-        pattern = cv2.resize(pattern.T.copy(), (w, h))
-    wood = np.array([150, 105, 65], np.float32) * rng.uniform(0.6, 1.4)
-    return np.clip(wood, 20, 235)[None, None, :] * pattern[:, :, None]
-
-
-def _tiles(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    out = _plain(rng, shape)
-    period = int(rng.integers(30, 80))
-    grout = _colour(rng) * 0.7
-    x0, y0 = rng.integers(0, period, 2)
-    thick = int(rng.integers(1, 4))
-    for y in range(int(y0), h, period):
-        out[y : y + thick] = grout
-    for x in range(int(x0), w, period):
-        out[:, x : x + thick] = grout
-    return out
-
-
-def _weave(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    f = rng.uniform(0.8, 2.0)
-    pattern = 0.9 + 0.06 * np.sin(xx * f) * np.sin(yy * f) + 0.05 * _smooth_noise(rng, shape, 5)
-    return _colour(rng)[None, None, :] * pattern[:, :, None]
-
-
-def _gradient(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    angle = rng.uniform(0, 2 * np.pi)
-    t = (np.cos(angle) * xx / w + np.sin(angle) * yy / h) * 0.5 + 0.5
-    c0, c1 = _colour(rng), _colour(rng)
-    return c0[None, None, :] * (1 - t[:, :, None]) + c1[None, None, :] * t[:, :, None]
-
-
-def _photo_texture(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
-    """A crop of scikit-image's bundled texture photos (brick, gravel, grass), tinted, low contrast."""
-    textures = _sample_textures()
-    tex = textures[int(rng.integers(len(textures)))]
-    h, w = shape
-    size = int(rng.integers(max(h, 100), tex.shape[0]))
-    y0, x0 = rng.integers(0, tex.shape[0] - size + 1, 2)
-    crop = tex[y0 : y0 + size, x0 : x0 + round(size * w / h)]
-    crop = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    contrast = rng.uniform(0.25, 0.7)
-    pattern = 1 + contrast * (crop - crop.mean())
-    return _colour(rng)[None, None, :] * pattern[:, :, None]
-
-
-class WebcamDependencyError(ImportError):
-    """scikit-image is missing: seeded webcam-like sets would silently differ, so they are refused."""
-
-
-@lru_cache(maxsize=1)
-def _sample_textures() -> tuple[np.ndarray, ...]:
-    """scikit-image's bundled texture photos. No fallback: a different bank would change every
-    "seeded" webcam-like set between installs without a word."""
-    try:
-        from skimage import data
-    except ImportError:
-        raise WebcamDependencyError(
-            "webcam-like images need scikit-image (its brick/gravel/grass photos): pip install 'fashion-edge[train]'"
-        ) from None
-    return tuple(getattr(data, name)() for name in ("brick", "gravel", "grass"))
-
-
-_GENERATORS = (_plain, _plain, _wood, _wood, _tiles, _weave, _gradient, _photo_texture, _photo_texture)
-
-
-@lru_cache(maxsize=1)
-def background_bank() -> np.ndarray:
-    """BANK_TILES seeded background tiles, N x 160 x 120 x 3 uint8 (built once, same everywhere)."""
-    rng = np.random.default_rng(BANK_SEED)
-    tiles = []
-    for i in range(BANK_TILES):
-        tile = _GENERATORS[i % len(_GENERATORS)](rng, TILE_SHAPE)
-        tile = tile + rng.normal(0, 1.5, tile.shape)  # surface grain
-        tiles.append(np.clip(tile, 0, 255).astype(np.uint8))
-    return np.stack(tiles)
-
-
-@lru_cache(maxsize=1)
-def _noise_bank() -> np.ndarray:
-    return np.random.default_rng(BANK_SEED + 1).standard_normal((*NOISE_SHAPE, 3)).astype(np.float32)
-
-
-def random_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A seeded HxWx3 uint8 background: a random crop (and flip) of a random bank tile."""
-    bank = background_bank()
-    tile = bank[int(rng.integers(len(bank)))]
-    th, tw = tile.shape[:2]
-    if height > th or width > tw:
-        s = max(height / th, width / tw)
-        tile = cv2.resize(tile, (int(np.ceil(tw * s)), int(np.ceil(th * s))))
-        th, tw = tile.shape[:2]
-    y0, x0 = int(rng.integers(0, th - height + 1)), int(rng.integers(0, tw - width + 1))
-    crop = tile[y0 : y0 + height, x0 : x0 + width]
-    return crop[:, ::-1] if rng.random() < 0.5 else crop
 
 
 # --- the webcam look ------------------------------------------------------------------------
@@ -287,7 +76,7 @@ def _render(img: np.ndarray, rng: np.random.Generator, strength: float) -> tuple
     """The webcam-like image before JPEG compression, and the JPEG quality to use."""
     h, w = img.shape[:2]
     u = rng.random(40)
-    rgba = cv2.merge([*cv2.split(img), _soft_alpha(*_mask_and_darkness(img))])
+    rgba = cv2.merge([*cv2.split(img), soft_alpha(*mask_and_darkness(img))])
     warped = cv2.warpPerspective(rgba, _homography(u, h, w, strength), (w, h), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(255, 255, 255, 0))  # fmt: skip
     alpha8 = np.ascontiguousarray(warped[:, :, 3])
@@ -335,7 +124,7 @@ def _render(img: np.ndarray, rng: np.random.Generator, strength: float) -> tuple
 
 
 def _noise_crop(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    bank = _noise_bank()
+    bank = noise_bank()
     if h > bank.shape[0] or w > bank.shape[1]:
         return rng.standard_normal((h, w, 3), dtype=np.float32)
     y0, x0 = int(rng.integers(0, bank.shape[0] - h + 1)), int(rng.integers(0, bank.shape[1] - w + 1))
@@ -425,7 +214,7 @@ class BatchAugmenter:
         self.rng = np.random.default_rng(seed)
         self.p, self.strength = p, strength
         background_bank()  # build the caches now, not inside the first training step
-        _noise_bank()
+        noise_bank()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return augment_batch(np.asarray(x), self.rng, self.p, self.strength)
@@ -553,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="catalogue folder or tarball (default: ../shared/data)")
     args = ap.parse_args(argv)
     try:
-        _sample_textures()  # fail before reading any data when scikit-image is missing
+        sample_textures()  # fail before reading any data when scikit-image is missing
         out = make_webcam_set(args.run_or_model_dir, args.out, args.split, args.seed, args.per_image,
                               data=args.data, strength=args.strength)  # fmt: skip
     except (DataError, MetadataError, ImageError, ValueError, OSError, WebcamDependencyError) as e:
