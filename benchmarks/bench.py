@@ -18,7 +18,6 @@ import shlex
 import shutil
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,15 +26,16 @@ from typing import Any
 import numpy as np
 
 from fashion_edge.benchmarks import floors as floor_checks
+from fashion_edge.benchmarks.bench_inputs import BenchError, discover_models, load_test_set, load_webcam
+from fashion_edge.benchmarks.bench_rounds import measure_all
+from fashion_edge.benchmarks.bench_rows import goals, model_row, name_rows, pick_reference, speedups
 from fashion_edge.benchmarks.compare import compare_table
 from fashion_edge.benchmarks.labelbench import label_in_subprocess, write_images
-from fashion_edge.benchmarks.latency import WorkerError, measure_in_subprocess
+from fashion_edge.benchmarks.latency import WorkerError
 from fashion_edge.benchmarks.photobench import photo_line, safe_photo_row
 from fashion_edge.benchmarks.sysinfo import environment
 from fashion_edge.benchmarks.table import main_table, report, speedup_table
-from fashion_edge.runtime.metadata import ModelMetadata
 
-FORMAT_LABELS = {"keras": "Keras", "tflite": "TFLite", "onnx": "ONNX"}
 QUICK = {
     "rounds": 1,
     "runs": 20,
@@ -49,16 +49,6 @@ QUICK = {
 }
 FULL = {"rounds": 3, "runs": 200, "warmup": 20, "max_seconds": 5.0, "batches": "1,32", "threads": "1,2", "limit": 0,
         "label_n": 2000, "photo_n": 200}  # fmt: skip
-# Targets from issue #7 (reported as goals, not enforced; use --floor/--ceiling to enforce)
-GOAL_INT8_TOP1_DROP = 0.003
-GOAL_INT8_SIZE_RATIO = 0.27
-GOAL_INT8_SPEEDUP = 2.5
-GOAL_INT8_P50_MS = 0.5
-GOAL_LABEL_IMG_S = 1000.0
-
-
-class BenchError(ValueError):
-    """Bad input: the message names the file and the problem."""
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -133,269 +123,6 @@ def int_list(text: str, option: str) -> list[int]:
     if not values or min(values) < 1:
         raise BenchError(f"{option} {text!r}: expected numbers ≥ 1")
     return values
-
-
-def discover_models(model_dir: Path) -> list[Path]:
-    """The model files of an exported folder: export's format table order, then any other file."""
-    from fashion_edge.export.formats import present
-
-    if not model_dir.is_dir():
-        raise BenchError(f"{model_dir}: not a folder (expected an exported model folder)")
-    files = [path for _fmt, path in present(model_dir)]
-    files += sorted(p for p in model_dir.iterdir() if p.suffix in (".onnx", ".tflite") and p not in files)
-    if not files:
-        raise BenchError(f"{model_dir}: no .onnx or .tflite model files")
-    return files
-
-
-def guess_kind(path: Path) -> dict[str, str]:
-    """Format and precision from the file name (used only when the model could not be loaded)."""
-    fmt = {".keras": "keras", ".onnx": "onnx", ".tflite": "tflite"}.get(path.suffix, path.suffix)
-    precision = next((p for p in ("int8", "float16", "float32") if p in path.stem), "float32")
-    return {"format": fmt, "precision": precision}
-
-
-def load_test_set(a: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Test images of the model's split (evenly thinned to --limit). With --quick and no catalogue
-    found (and no --data given), the embedded sample's images of that split, saying so in one line."""
-    from fashion_edge.training.data import DataError, load_split
-
-    a.data_source = str(a.data) if a.data else "catalogue"
-    try:
-        x, y, ids, classes = load_split(a.model_dir, "test", data=a.data)
-    except DataError as e:
-        if a.data is not None or "catalogue found" not in str(e):
-            raise
-        if not a.quick:
-            raise BenchError(
-                f"{e} (the full benchmark needs it: README, Set up; --quick uses the embedded sample)"
-            ) from None
-        from fashion_edge.benchmarks.sample_set import SAMPLE_DIR, SampleError, load_sample
-
-        try:
-            x, y, ids, classes = load_sample(a.model_dir)
-        except SampleError as s:
-            raise BenchError(f"{e}; embedded sample unusable: {s}") from None
-        a.data, a.data_source = SAMPLE_DIR, "embedded sample"
-        print(
-            f"fashion-bench: no catalogue found ({e.args[0].split(':')[0]}); using the embedded sample: "
-            f"{len(ids)} test images in {SAMPLE_DIR} (full catalogue: see README, Set up)",
-            file=sys.stderr,
-        )
-    if a.limit and len(x) > a.limit:
-        keep = np.linspace(0, len(x) - 1, a.limit).round().astype(int)
-        x, y, ids = x[keep], y[keep], [ids[i] for i in keep]
-    return x, y, ids, classes
-
-
-def load_webcam(folder: Path, meta: ModelMetadata) -> tuple[np.ndarray, np.ndarray]:
-    """A webcam-like labelled set (training.webcam) as model inputs and class indices."""
-    from fashion_edge.runtime.preprocess import prepare
-    from fashion_edge.training.webcam import load_webcam_set
-
-    images, labels, _ids = load_webcam_set(folder)
-    index = {c: i for i, c in enumerate(meta.classes)}
-    unknown = sorted({str(lab) for lab in labels} - set(index))
-    if unknown:
-        raise BenchError(f"{folder}: labels not among the model's classes: {', '.join(unknown[:5])}")
-    x = np.stack([prepare(img, meta) for img in images])
-    return x, np.array([index[str(lab)] for lab in labels], dtype=np.int64)
-
-
-def measure_model(
-    path: Path, inputs: Path, logits_path: Path | None, a: argparse.Namespace
-) -> dict[str, Any]:
-    """Latency at every thread count (one process each) + logits from the first process."""
-    configs, runs = [], {}
-    for i, t in enumerate(a.threads_list):
-        runs[t] = measure_in_subprocess(
-            path, inputs, t, a.batches_list, a.runs, a.warmup, a.max_seconds, logits_path if i == 0 else None
-        )
-        configs += runs[t]["configs"]
-    first = runs[a.threads_list[0]]
-    return {
-        "format": first["format"],
-        "precision": first["precision"],
-        "load_s": first["load_s"],
-        "rss_before_load_mb": first["rss_before_load_mb"],
-        "rss_peak_mb": {str(t): r["rss_peak_mb"] for t, r in runs.items()},
-        "configs": configs,
-    }
-
-
-def merge_rounds(a_lat: dict[str, Any], b_lat: dict[str, Any]) -> dict[str, Any]:
-    """Per setting keep the round with the lower p50 (the least disturbed one); min load, max RSS."""
-    best = {(c["batch"], c["threads"]): c for c in a_lat["configs"]}
-    for c in b_lat["configs"]:
-        key = (c["batch"], c["threads"])
-        if key not in best or c["p50_ms"] < best[key]["p50_ms"]:
-            best[key] = c
-    merged = dict(a_lat)
-    merged["configs"] = [best[(c["batch"], c["threads"])] for c in a_lat["configs"]]
-    merged["load_s"] = min(a_lat["load_s"], b_lat["load_s"])
-    merged["rss_peak_mb"] = {
-        t: max(v, b_lat["rss_peak_mb"].get(t, v)) for t, v in a_lat["rss_peak_mb"].items()
-    }
-    merged["rounds"] = a_lat.get("rounds", 1) + 1
-    return merged
-
-
-def measure_all(
-    entries: list[Path], inputs: Path, tmp: Path, a: argparse.Namespace
-) -> list[tuple[dict[str, Any] | None, str | None]]:
-    """Latency of every file, ``--rounds`` times with the order reversed every other round so that
-    a load change on the machine hits float and int8 alike; logits come from the first round."""
-    results: list[tuple[dict[str, Any] | None, str | None]] = [(None, None)] * len(entries)
-    for rnd in range(a.rounds):
-        order = list(range(len(entries)))[:: -1 if rnd % 2 else 1]
-        for k, i in enumerate(order, 1):
-            lat, error = results[i]
-            if error:
-                continue
-            t0 = time.perf_counter()
-            try:
-                new = measure_model(entries[i], inputs, tmp / f"logits_{i}.npy" if rnd == 0 else None, a)
-            except WorkerError as e:
-                results[i] = (None, str(e))
-                status = f"error: {e}"
-            else:
-                results[i] = (merge_rounds(lat, new) if lat else {**new, "rounds": 1}, None)
-                head = new["configs"][0]
-                status = f"p50 {head['p50_ms']:.3f} ms (batch {head['batch']}, {head['threads']} thread)"
-            print(
-                f"[round {rnd + 1}/{a.rounds}, {k}/{len(entries)}] {entries[i].name}: {status} "
-                f"({time.perf_counter() - t0:.1f} s)",
-                file=sys.stderr,
-            )
-    return results
-
-
-def model_row(
-    path: Path, lat: dict[str, Any] | None, error: str | None, a: argparse.Namespace
-) -> dict[str, Any]:
-    kind = {"format": lat["format"], "precision": lat["precision"]} if lat else guess_kind(path)
-    row: dict[str, Any] = {
-        **kind,
-        "file": path.name,
-        "path": str(path),
-        "format_label": FORMAT_LABELS.get(kind["format"], kind["format"]),
-        "size_bytes": path.stat().st_size,
-        "size_mb": path.stat().st_size / 1e6,
-        "error": error,
-        "latency": lat,
-    }
-    if lat:
-        head = next(
-            c for c in lat["configs"] if (c["batch"], c["threads"]) == (a.batches_list[0], a.threads_list[0])
-        )
-        row["headline"] = {k: head[k] for k in ("batch", "threads", "p50_ms", "p90_ms", "p99_ms", "img_s")}
-        row["best_img_s"] = max(c["img_s"] for c in lat["configs"])
-        row["rss_mb"] = lat["rss_peak_mb"][str(a.threads_list[0])]
-    return row
-
-
-def name_rows(rows: list[dict[str, Any]]) -> None:
-    """ "ONNX int8"-style names; variants (int8 I/O, extra files) get a qualifier in the precision."""
-    from fashion_edge.export.formats import by_filename
-
-    for r in rows:
-        fmt = by_filename(r["file"])
-        if fmt is not None and fmt.io != "float32":
-            r["precision_label"] = f"{r['precision']}, {fmt.io} I/O"
-        else:
-            r["precision_label"] = r["precision"]
-    seen: dict[str, int] = {}
-    for r in rows:
-        key = f"{r['format_label']} {r['precision_label']}"
-        seen[key] = seen.get(key, 0) + 1
-    for r in rows:
-        key = f"{r['format_label']} {r['precision_label']}"
-        if seen[key] > 1 and Path(r["file"]).stem != f"model_{r['precision']}":
-            r["precision_label"] += f" ({Path(r['file']).stem})"
-        r["name"] = f"{r['format_label']} {r['precision_label']}"
-
-
-def pick_reference(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Keras if measured, else ONNX float32, else TFLite float32."""
-    ok = [r for r in rows if not r["error"] and r.get("logits") is not None]
-    for fmt, file in (("keras", None), ("onnx", "model_float32.onnx"), ("tflite", "model_float32.tflite")):
-        for r in ok:
-            if r["format"] == fmt and (file is None or r["file"] == file):
-                return r
-    return next((r for r in ok if r["precision"] == "float32"), None)
-
-
-def speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """int8 over float32 p50 for each format and setting measured in this run."""
-    out = []
-    for fmt in ("tflite", "onnx"):
-        pair = {p: next((r for r in rows if r["format"] == fmt and r["precision"] == p and r.get("latency")
-                         and Path(r["file"]).stem == f"model_{p}"), None) for p in ("float32", "int8")}  # fmt: skip
-        if not all(pair.values()):
-            continue
-        floats = {(c["batch"], c["threads"]): c for c in pair["float32"]["latency"]["configs"]}
-        for c in pair["int8"]["latency"]["configs"]:
-            f = floats.get((c["batch"], c["threads"]))
-            if f:
-                out.append(
-                    {
-                        "format": fmt,
-                        "format_label": FORMAT_LABELS[fmt],
-                        "batch": c["batch"],
-                        "threads": c["threads"],
-                        "float_p50_ms": f["p50_ms"],
-                        "int8_p50_ms": c["p50_ms"],
-                        "speedup": f["p50_ms"] / c["p50_ms"],
-                    }
-                )
-    return out
-
-
-def goals(
-    rows: list[dict[str, Any]],
-    ups: list[dict[str, Any]],
-    lab: dict[str, Any] | None,
-    photo: dict[str, Any] | None = None,
-) -> list[dict[str, Any]]:
-    """The issue's targets, measured: int8 accuracy, size, speed-up, p50; labeling throughput."""
-    out = []
-    by = {(r["format"], r["file"]): r for r in rows if not r["error"]}
-    for fmt, label in (("tflite", "TFLite"), ("onnx", "ONNX")):
-        f, q = by.get((fmt, f"model_float32.{fmt}")), by.get((fmt, f"model_int8.{fmt}"))
-        if not (f and q):
-            continue
-        drop = (f["accuracy"]["top1"] - q["accuracy"]["top1"]) * 100
-        out.append({"goal": "int8 top-1 within 0.3 pts of float", "subject": label, "value": f"{-drop:+.2f} pts",
-                    "target": "≥ -0.30 pts", "met": drop <= GOAL_INT8_TOP1_DROP * 100 + 1e-9})  # fmt: skip
-        ratio = q["size_bytes"] / f["size_bytes"]
-        out.append({"goal": "int8 file size vs float", "subject": label, "value": f"{ratio:.3f}×",
-                    "target": f"≤ {GOAL_INT8_SIZE_RATIO}×", "met": ratio <= GOAL_INT8_SIZE_RATIO})  # fmt: skip
-        head = q.get("headline")
-        if head and head["batch"] == 1 and head["threads"] == 1:
-            out.append({"goal": "int8 p50, batch 1, 1 thread", "subject": label, "value": f"{head['p50_ms']:.3f} ms",
-                        "target": f"≤ {GOAL_INT8_P50_MS} ms", "met": head["p50_ms"] <= GOAL_INT8_P50_MS})  # fmt: skip
-    for s in ups:
-        if s["batch"] == 1 and s["threads"] == 1:
-            out.append({"goal": "int8 speed-up, batch 1, 1 thread", "subject": s["format_label"],
-                        "value": f"{s['speedup']:.2f}×", "target": f"≥ {GOAL_INT8_SPEEDUP}×",
-                        "met": s["speedup"] >= GOAL_INT8_SPEEDUP})  # fmt: skip
-    if lab and not lab.get("error"):
-        out.append({"goal": "folder labeling end to end", "subject": f"{lab['model']}, {lab['threads']} threads",
-                    "value": f"{lab['img_s']:,.0f} img/s", "target": f"≥ {GOAL_LABEL_IMG_S:,.0f} img/s",
-                    "met": lab["img_s"] >= GOAL_LABEL_IMG_S})  # fmt: skip
-    if photo and "end_to_end" in photo:
-        from fashion_edge.benchmarks import photobench as pb
-
-        e = photo["end_to_end"]
-        subject = f"{photo['photos']} JPEGs of {photo['megapixels']:g} MP, {photo['model']}"
-        out += [{"goal": "phone photos end to end", "subject": subject, "value": f"{e['img_s']:,.0f} img/s",
-                 "target": f"≥ {pb.GOAL_IMG_S:,.0f} img/s", "met": e["img_s"] >= pb.GOAL_IMG_S},
-                {"goal": "phone photos peak RSS", "subject": subject, "value": f"{e['peak_rss_mb']:,.0f} MB",
-                 "target": f"≤ {pb.GOAL_RSS_MB:,.0f} MB", "met": e["peak_rss_mb"] <= pb.GOAL_RSS_MB},
-                {"goal": "phone photos vs 1-core Pillow draft decode", "subject": subject,
-                 "value": f"{photo['ratio_vs_baseline']:.2f}×", "target": f"≥ {pb.GOAL_VS_BASELINE:g}×",
-                 "met": photo["ratio_vs_baseline"] >= pb.GOAL_VS_BASELINE}]  # fmt: skip
-    return out
 
 
 def default_file(models: list[Path]) -> Path:

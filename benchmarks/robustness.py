@@ -20,182 +20,22 @@ prints the table. Exit 0 when every file was measured, 1 when one failed, 2 on b
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shlex
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fashion_edge.runtime.metadata import MetadataError, ModelMetadata, load_json
+from fashion_edge.benchmarks.robustness_report import pct, report, table
+from fashion_edge.benchmarks.robustness_sets import EvalSets, RobustnessError, build_sets, model_files
+from fashion_edge.runtime.metadata import MetadataError, load_json
 
 CHUNK = 256  # images per inference call
-TABLE_HEADER = [
-    "File",
-    "Precision",
-    "Clean top-1",
-    "Webcam top-1",
-    "Webcam + auto-crop",
-    "Gap",
-    "AUROC",
-    "Known accepted",
-    "Unknown accepted",
-    "Acc. of accepted",
-    "Webcam accepted",
-    "Webcam acc. of accepted",
-]
-
-
-class RobustnessError(ValueError):
-    """Bad input: the message names the file and the problem."""
-
-
-@dataclass
-class EvalSets:
-    """Images (model-ready uint8 NHWC) and labels (indices into ``classes``) of the three sets."""
-
-    classes: list[str]
-    unknown_class: str | None
-    clean_x: np.ndarray
-    clean_y: np.ndarray
-    webcam_x: np.ndarray
-    webcam_y: np.ndarray
-    webcam_crop_x: np.ndarray  # the webcam-like images through runtime.preprocess.autocrop_foreground
-    unknown_x: np.ndarray
-    unknown_types: list[str]
-    notes: dict[str, Any] = field(default_factory=dict)
-
-
-# --- inputs ---------------------------------------------------------------------------------
-
-
-def model_files(model_dir: Path, names: str | None) -> list[Path]:
-    """``--files`` (comma-separated names in MODEL_DIR), or every ``model_*.onnx|.tflite`` present."""
-    if names:
-        files = [model_dir / n.strip() for n in names.split(",") if n.strip()]
-        missing = [p for p in files if not p.is_file()]
-        if missing:
-            raise RobustnessError(f"{missing[0]}: no such model file")
-        return files
-    files = sorted(p for p in model_dir.glob("model_*") if p.suffix in (".onnx", ".tflite"))
-    if not files:
-        raise RobustnessError(f"{model_dir}: no model_*.onnx or model_*.tflite files")
-    return files
-
-
-def known_test_set(model_dir: Path, meta: ModelMetadata, data: Path | None) -> tuple[np.ndarray, np.ndarray]:
-    """Test items of splits.csv whose label is a known class (not the unknown class)."""
-    from fashion_edge.training.data import load_split
-
-    try:
-        x, y, _ids, classes = load_split(model_dir, "test", data=data)
-    except KeyError as e:
-        raise RobustnessError(
-            f"{model_dir / 'splits.csv'}: label {e} is not a class in metadata.json"
-        ) from None
-    keep = np.array([classes[int(i)] != meta.unknown_class for i in y], bool)
-    if not keep.any():
-        raise RobustnessError(f"{model_dir / 'splits.csv'}: no known-class test rows")
-    return x[keep], y[keep]
-
-
-def webcam_folder(model_dir: Path, given: Path | None, data: Path | None, log: Any) -> Path:
-    """A webcam-like copy of the test split: ``given`` if it has labels.csv, else made (and cached)."""
-    from fashion_edge.training.data import CACHE_DIR, read_splits
-    from fashion_edge.training.webcam import make_webcam_set
-
-    folder = given or CACHE_DIR / "webcam" / f"{model_dir.resolve().name}-test-s0"
-    test_ids = {r["id"] for r in read_splits(model_dir / "splits.csv") if r["split"] == "test"}
-    labels = folder / "labels.csv"
-    if labels.exists():
-        if given is not None:
-            return folder
-        with open(labels, newline="", encoding="utf-8") as f:
-            if {r["id"] for r in csv.DictReader(f)} == test_ids:
-                return folder
-        log(f"{folder}: stale (test ids differ), making it again")
-    log(f"making {len(test_ids)} webcam-like test images in {folder} ...")
-    make_webcam_set(model_dir, folder, split="test", seed=0, data=data)
-    return folder
-
-
-def webcam_set(folder: Path, meta: ModelMetadata) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Known-class rows of a webcam-like set prepared for the model: plain, labels, auto-cropped."""
-    from fashion_edge.runtime.preprocess import autocrop_foreground, prepare
-    from fashion_edge.training.webcam import load_webcam_set
-
-    images, labels, _ids = load_webcam_set(folder)
-    index = {c: i for i, c in enumerate(meta.classes)}
-    strange = sorted({str(lab) for lab in labels} - set(index))
-    if strange:
-        raise RobustnessError(
-            f"{folder / 'labels.csv'}: labels not among the model's classes: {', '.join(strange[:5])}"
-        )
-    keep = [i for i, lab in enumerate(labels) if lab != meta.unknown_class]
-    empty = np.zeros((0, *meta.input_shape), np.uint8)
-    x = np.stack([prepare(images[i], meta) for i in keep]) if keep else empty
-    crop = np.stack([prepare(autocrop_foreground(images[i]), meta) for i in keep]) if keep else empty
-    return x, np.array([index[labels[i]] for i in keep], np.int64), crop
-
-
-def unknown_set(
-    model_dir: Path, meta: ModelMetadata, data: Path | None, n: int
-) -> tuple[np.ndarray, list[str], dict[str, Any]]:
-    """Catalogue items of article types never taught (nor used as training negatives), model-ready."""
-    from fashion_edge.runtime.preprocess import prepare
-    from fashion_edge.training.data import load_catalogue, load_catalogue_images, read_splits
-    from fashion_edge.training.recipes import NEAR_DUPLICATES
-    from fashion_edge.training.unknowns import unknown_ids
-
-    known = [c for c in meta.classes if c != meta.unknown_class]
-    negative_types = list((meta.provenance or {}).get("negative_types") or [])
-    cat = load_catalogue(data)
-    picked = unknown_ids(
-        cat,
-        known,
-        n=n,
-        exclude_ids=[r["id"] for r in read_splits(model_dir / "splits.csv")],
-        exclude_types=[*negative_types, *NEAR_DUPLICATES],
-    )
-    ids = [i for i, _ in picked]
-    x = load_catalogue_images(cat.root, ids, meta.height, meta.width, meta.fit)
-    x = np.stack([prepare(im, meta) for im in x]) if len(x) else np.zeros((0, *meta.input_shape), np.uint8)
-    types = [t for _, t in picked]
-    notes = {
-        "n_unknown": len(ids),
-        "unknown_types": sorted(set(types)),
-        "excluded_types": sorted({*negative_types, *NEAR_DUPLICATES}),
-    }
-    return x, types, notes
-
-
-def build_sets(a: argparse.Namespace, meta: ModelMetadata, log: Any) -> EvalSets:
-    """Load (or make) the clean, webcam-like and unknown sets once for all files."""
-    from fashion_edge.runtime.preprocess import prepare
-
-    t0 = time.perf_counter()
-    clean_x, clean_y = known_test_set(a.model_dir, meta, a.data)
-    clean_x = np.stack([prepare(im, meta) for im in clean_x])
-    log(f"clean test set: {len(clean_y)} known-class images ({time.perf_counter() - t0:.1f} s)")
-    t0 = time.perf_counter()
-    folder = webcam_folder(a.model_dir, a.webcam_set, a.data, log)
-    web_x, web_y, crop_x = webcam_set(folder, meta)
-    log(f"webcam-like set: {len(web_y)} images from {folder} ({time.perf_counter() - t0:.1f} s)")
-    t0 = time.perf_counter()
-    unk_x, unk_types, notes = unknown_set(a.model_dir, meta, a.data, a.unknown_n)
-    log(
-        f"unknown set: {len(unk_types)} items of {len(notes['unknown_types'])} types ({time.perf_counter() - t0:.1f} s)"
-    )
-    notes["webcam_set"] = str(folder)
-    return EvalSets(
-        meta.classes, meta.unknown_class, clean_x, clean_y, web_x, web_y, crop_x, unk_x, unk_types, notes
-    )
 
 
 # --- measuring ------------------------------------------------------------------------------
@@ -291,61 +131,6 @@ def _by_type(types: Sequence[str], accepted: np.ndarray) -> dict[str, float]:
         out.setdefault(t, []).append(bool(a))
     rates = {t: float(np.mean(v)) for t, v in out.items()}
     return dict(sorted(rates.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-# --- output ---------------------------------------------------------------------------------
-
-
-def pct(value: float | None) -> str:
-    return "—" if value is None or not np.isfinite(value) else f"{100 * value:.2f}%"
-
-
-def table(rows: Sequence[dict[str, Any]]) -> str:
-    """The markdown table: one row per file."""
-    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "|".join("---" for _ in TABLE_HEADER) + "|"]
-    for r in rows:
-        if r["error"]:
-            cells = [r["file"], "—", f"error: {r['error']}"] + ["—"] * (len(TABLE_HEADER) - 3)
-        else:
-            o = r["open_set"]
-            gap = "—" if not np.isfinite(r["gap"]) else f"{100 * r['gap']:.2f} pts"
-            auroc = "—" if not np.isfinite(o["auroc"]) else f"{o['auroc']:.4f}"
-            cells = [r["file"], f"{r['format']} {r['precision']}", pct(r["clean"]["top1"]), pct(r["webcam"]["top1"]),
-                     pct(r["webcam_autocrop"]["top1"]), gap, auroc, pct(o["known_accepted"]), pct(o["unknown_accepted"]),
-                     pct(o["accepted_known_accuracy"]), pct(r["webcam"]["accepted"]),
-                     pct(r["webcam"]["accepted_accuracy"])]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def report(result: dict[str, Any]) -> str:
-    """Markdown: what was measured, the table, and the unknown types most often auto-accepted."""
-    s = result["sets"]
-    out = [
-        f"# Robustness of {result['model_dir']}",
-        "",
-        f"`{result['command']}` — {result['timestamp']}",
-        "",
-        f"Clean: {s['n_clean']} known-class test items. Webcam-like: {s['n_webcam']} copies of them "
-        f"(`{s['webcam_set']}`). Unknown: {s['n_unknown']} catalogue items of {len(s['unknown_types'])} article "
-        f"types never taught (excluded: {', '.join(s['excluded_types']) or 'none'}).",
-        "Accepted = the runtime's `needs_review` is False (confidence ≥ the model's review threshold and the "
-        "top class is not the unknown class). Webcam + auto-crop: the same webcam-like images through "
-        "`runtime.preprocess.autocrop_foreground` first. AUROC: max calibrated probability over the known classes, "
-        "known (positive) vs unknown items. Gap = clean − webcam top-1.",
-        "",
-        table(result["rows"]),
-        "",
-    ]
-    ok = [r for r in result["rows"] if not r["error"]]
-    if ok:
-        worst = list(ok[0]["open_set"]["unknown_accepted_by_type"].items())[:8]
-        out += [
-            f"Unknown types most often auto-accepted ({ok[0]['file']}): "
-            + ", ".join(f"{t} {100 * v:.0f}%" for t, v in worst),
-            "",
-        ]
-    return "\n".join(out)
 
 
 # --- command line ---------------------------------------------------------------------------
