@@ -172,10 +172,10 @@ def fit_adapter(
         chosen = DEFAULT_L2 if l2 == "auto" else float(l2)
     else:
         runs = out_of_fold(base, feats, y, len(classes), fold, grid, anchors)
-        chosen = min(grid, key=lambda g: _balanced_log_loss(runs[g][0], y[runs[g][1]]))
+        chosen = min(grid, key=lambda g: _selection_score(runs[g][0], y[runs[g][1]]))
         if len(grid) > 1:
             notes.append(
-                f"l2 {chosen:g} chosen on held-out log-loss from {', '.join(f'{g:g}' for g in grid)}"
+                f"l2 {chosen:g} chosen on held-out accuracy from {', '.join(f'{g:g}' for g in grid)}"
             )
         small = [c for c in classes if (y == classes.index(c)).sum() == 1]
         if small:
@@ -236,10 +236,16 @@ def _gate(ad: Adapter, cat: Any, clf: Classifier) -> bool:
     return True
 
 
-def _balanced_log_loss(probs: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
+def _selection_score(probs: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(-balanced accuracy, balanced log-loss) of held-out predictions: lower is better; the
+    log-loss only breaks ties. Accuracy first: on real-dev learn/ (the rest of learn/ scored, 3
+    draws) it chose penalties 1.3-2.7 points better than log-loss alone on Lite0, never worse on
+    the compact model (benchmarks/ADAPTER.md)."""
     counts = np.bincount(y)
-    return float(-(np.log(p) / counts[y]).sum() / (counts > 0).sum())
+    right = probs.argmax(1) == y
+    acc = float((right / counts[y]).sum() / (counts > 0).sum())
+    p = np.clip(probs[np.arange(len(y)), y], 1e-12, 1.0)
+    return -acc, float(-(np.log(p) / counts[y]).sum() / (counts > 0).sum())
 
 
 __all__ = [
