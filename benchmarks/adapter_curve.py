@@ -14,7 +14,6 @@ catalogue images, and ``--write-corrections K DIR`` (the same draw, as ``DIR/<cl
 from __future__ import annotations
 
 import argparse
-import csv
 import functools
 import os
 import sys
@@ -31,7 +30,7 @@ from fashion_edge.runtime.adapter import (
     fit_adapter,
     model_fingerprint,
 )
-from fashion_edge.runtime.adapter_gate import catalogue_for
+from fashion_edge.runtime.adapter_gate import catalogue_for, catalogue_test_rows
 from fashion_edge.runtime.classifier import Classifier, load
 from fashion_edge.training.data import CACHE_DIR, SHARED_DATA
 
@@ -156,9 +155,7 @@ def timing(clf: Classifier, real: Path, n: int = 200, repeats: int = 5) -> dict[
 
 def spare_test_rows(splits: Path, classes: list[str], used: set[str]) -> list[dict[str, str]]:
     """Test rows of ``splits.csv`` with a known label whose id is not in ``used`` (gate + anchors)."""
-    with open(splits, newline="", encoding="utf-8") as f:
-        return [r for r in csv.DictReader(f)
-                if r.get("split") == "test" and r.get("label") in classes and r["id"] not in used]  # fmt: skip
+    return [r for r in catalogue_test_rows(splits, classes) if r["id"] not in used]
 
 
 def new_class(clf: Classifier, article: str, n_teach: int = 10, per_known: int = 10, seed: int = 0) -> dict:

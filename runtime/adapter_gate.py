@@ -11,7 +11,7 @@ close to the model on catalogue images). Logits and embeddings are cached per mo
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,14 +91,19 @@ def catalogue_for(
     return _CACHE[key]
 
 
+def catalogue_test_rows(splits: Path, classes: Sequence[str]) -> list[dict[str, str]]:
+    """The rows of a model's ``splits.csv`` in the test split whose label is one of ``classes``."""
+    with open(splits, newline="", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if r.get("split") == "test" and r.get("label") in classes]
+
+
 def _load(clf: Classifier, cap: int, data: str | Path | None, progress) -> CatalogueSet | None:
     splits = clf.path.parent / "splits.csv"
     if not splits.is_file() or clf.meta.recipe == "fmnist":
         return None
     from fashion_edge.training.data import CATALOGUE_DIR, DataError, load_catalogue_images, resolve_catalogue
 
-    with open(splits, newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r.get("split") == "test" and r.get("label") in clf.classes]
+    rows = catalogue_test_rows(splits, clf.classes)
     if not rows:
         return None
     order = np.random.default_rng(0).permutation(len(rows))
