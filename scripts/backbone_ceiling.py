@@ -10,8 +10,8 @@ features, class-balanced, C chosen by 5-fold cross-validation on learn/ only) is
 (a) all of ``real-dev/learn/`` and (b) k = 50 photos per class drawn from it (3 draws, the
 adapter curve's draw), and scored on ``real-dev/eval/`` (top-1 on the four known classes). Any
 adapter on those features learns from at most (a), so (a) bounds what it can reach there.
-The networks are built from the weights packages' state dicts (read without torch); needs
-TensorFlow (a training install).
+The networks are ``training.lite0``'s builder with the stages the weights packages' state dicts
+hold (read without torch); needs TensorFlow (a training install).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-STRIDES = (1, 2, 2, 2, 1, 2, 1)  # per stage, as in efficientnet_lite_builder.py
 KNOWN = ("Handbags", "Shirts", "Tops", "Tshirts")
 DRAWS = 3
 
@@ -40,45 +39,15 @@ def weights_file(variant: str) -> Path:
 
 
 def build(state: dict[str, np.ndarray], shape: tuple[int, int, int]):
-    """The Lite network (no SE, ReLU6, fixed stem/head) whose blocks the state dict describes; pooled head out."""
+    """The Lite network the state dict holds (``training.lite0``'s builder and loader), pooled head out."""
     import tensorflow as tf
 
-    L = tf.keras.layers
+    from fashion_edge.training.lite0 import build_lite0, load_imagenet_weights, stages_from_state
 
-    def conv_bn(x, prefix: str, bn: str, stride: int, act: bool = True, depthwise: bool = False):
-        w = state[f"{prefix}.weight"]
-        if depthwise:
-            layer = L.DepthwiseConv2D(w.shape[2], stride, padding="same", use_bias=False)
-            x = layer(x)
-            layer.set_weights([w.transpose(2, 3, 0, 1)])
-        else:
-            layer = L.Conv2D(w.shape[0], w.shape[2], stride, padding="same", use_bias=False)
-            x = layer(x)
-            layer.set_weights([w.transpose(2, 3, 1, 0)])
-        norm = L.BatchNormalization(epsilon=1e-3)
-        x = norm(x)
-        norm.set_weights([state[f"{bn}.{k}"] for k in ("weight", "bias", "running_mean", "running_var")])
-        return L.ReLU(6.0)(x) if act else x
-
-    inp = tf.keras.Input(shape)
-    x = conv_bn(L.Rescaling(1 / 128.0, offset=-127 / 128.0)(inp), "_conv_stem", "_bn0", 2)
-    n = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("_blocks."))
-    couts = [state[f"_blocks.{b}._project_conv.weight"].shape[0] for b in range(n)]
-    stages = list(dict.fromkeys(couts))
-    cin = x.shape[-1]
-    for b in range(n):
-        first = b == 0 or couts[b] != couts[b - 1]
-        stride = STRIDES[stages.index(couts[b])] if first else 1
-        p, inputs = f"_blocks.{b}", x
-        if f"{p}._expand_conv.weight" in state:
-            x = conv_bn(x, f"{p}._expand_conv", f"{p}._bn0", 1)
-        x = conv_bn(x, f"{p}._depthwise_conv", f"{p}._bn1", stride, depthwise=True)
-        x = conv_bn(x, f"{p}._project_conv", f"{p}._bn2", 1, act=False)
-        if stride == 1 and cin == couts[b]:
-            x = L.Add()([x, inputs])
-        cin = couts[b]
-    x = conv_bn(x, "_conv_head", "_bn1", 1)
-    return tf.keras.Model(inp, L.GlobalAveragePooling2D()(x)), n
+    stages = stages_from_state(state)
+    net = build_lite0(shape, 1000, stages=stages)
+    load_imagenet_weights(net, state)
+    return tf.keras.Model(net.input, net.get_layer("gap").output), sum(st[0] for st in stages)
 
 
 def probe(x_train: np.ndarray, y_train: np.ndarray, x_eval: np.ndarray, y_eval: np.ndarray) -> float:

@@ -129,3 +129,31 @@ def test_keras_port_matches_pytorch_imagenet_logits():
     ref = fx["logits"]
     assert np.abs(logits - ref).max() < 1e-3 * max(1.0, np.abs(ref).max())
     assert (logits.argmax(1) == ref.argmax(1)).all()
+
+
+def _fake_state(stages, stem: int = 32) -> dict[str, np.ndarray]:
+    """The shapes a PyTorch EfficientNet-Lite state dict has for ``stages`` (zeros; what the reader looks at)."""
+    state, cin, b = {"_conv_stem.weight": np.zeros((stem, 3, 3, 3))}, stem, 0
+    for repeats, k, _, expand, cout in stages:
+        for _ in range(repeats):
+            mid = cin * expand
+            if expand != 1:
+                state[f"_blocks.{b}._expand_conv.weight"] = np.zeros((mid, cin, 1, 1))
+            state[f"_blocks.{b}._depthwise_conv.weight"] = np.zeros((mid, 1, k, k))
+            state[f"_blocks.{b}._project_conv.weight"] = np.zeros((cout, mid, 1, 1))
+            cin, b = cout, b + 1
+    return state
+
+
+def test_stages_are_read_from_the_weights_of_any_lite_network():
+    from fashion_edge.training import lite0
+
+    lite2 = ((1, 3, 1, 1, 16), (3, 3, 2, 6, 24), (3, 5, 2, 6, 48), (4, 3, 2, 6, 88), (4, 5, 1, 6, 120),
+             (5, 5, 2, 6, 208), (1, 3, 1, 6, 352))  # fmt: skip
+    assert lite0.stages_from_state(_fake_state(lite0.STAGES)) == lite0.STAGES
+    assert lite0.stages_from_state(_fake_state(lite2)) == lite2
+    try:
+        path = lite0.weights_path()
+    except lite0.PretrainedError as e:
+        pytest.skip(str(e))
+    assert lite0.stages_from_state(read_state_dict(path)) == lite0.STAGES

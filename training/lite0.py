@@ -43,8 +43,27 @@ def weights_path() -> Path:
     return path
 
 
-def build_lite0(input_shape, num_classes: int, dropout: float = 0.2, name: str = "lite0"):
-    """The Lite0 graph (random weights) with a ``logits`` Dense of ``num_classes``."""
+def stages_from_state(state: dict[str, np.ndarray]) -> tuple[tuple[int, int, int, int, int], ...]:
+    """``STAGES`` of the EfficientNet-Lite network a PyTorch state dict holds (Lite0-Lite4 share the
+    stem, head and per-stage strides; blocks, kernels and widths are read from the weights)."""
+    n = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("_blocks."))
+    stages: list[list[int]] = []
+    cin = state["_conv_stem.weight"].shape[0]
+    for b in range(n):
+        cout = state[f"_blocks.{b}._project_conv.weight"].shape[0]
+        if stages and stages[-1][4] == cout:
+            stages[-1][0] += 1
+        else:
+            dw = state[f"_blocks.{b}._depthwise_conv.weight"]
+            expand = dw.shape[0] // cin if f"_blocks.{b}._expand_conv.weight" in state else 1
+            stages.append([1, dw.shape[2], STAGES[len(stages)][2], expand, cout])
+        cin = cout
+    return tuple(tuple(st) for st in stages)
+
+
+def build_lite0(input_shape, num_classes: int, dropout: float = 0.2, name: str = "lite0", stages=STAGES):
+    """The Lite0 graph (random weights) with a ``logits`` Dense of ``num_classes``; ``stages`` from
+    ``stages_from_state`` builds a bigger Lite network the same way."""
     import tensorflow as tf
 
     L = tf.keras.layers
@@ -61,7 +80,7 @@ def build_lite0(input_shape, num_classes: int, dropout: float = 0.2, name: str =
 
     x = conv_bn(x, STEM, 3, 2, "stem")
     cin, b = STEM, 0
-    for repeats, k, stride, expand, cout in STAGES:
+    for repeats, k, stride, expand, cout in stages:
         for r in range(repeats):
             s = stride if r == 0 else 1
             inputs = x
