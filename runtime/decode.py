@@ -14,7 +14,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import stat
 import struct
 import threading
 import warnings
@@ -25,6 +24,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from fashion_edge.runtime.safe_file import UnsafeFileError, read_bounded
 
 MAX_PIXELS = 100_000_000  # refuse images whose header says more pixels than this (decompression bombs)
 MAX_FILE_BYTES = 200 * 2**20  # never read more than this from one file (bounded reads)
@@ -65,53 +66,14 @@ class Header:
     transposed: bool = False  # EXIF orientation 5..8 swaps width and height
 
 
-def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):  # fmt: skip
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of a regular file (symlinks followed), at most ``max_bytes``; ImageError otherwise.
-
-    FIFOs, devices and sockets are refused before they are opened; the open is non-blocking and
-    re-checked with ``fstat``, so a FIFO swapped in between cannot block either.
-    """
+    """The bytes of a regular file (symlinks followed), at most ``max_bytes``; ImageError otherwise
+    (``safe_file.read_bounded``: FIFOs, devices and sockets are refused without blocking)."""
     try:
-        st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageError("is a folder, not an image" if stat.S_ISDIR(st.st_mode) else
-                             f"not a regular file ({_kind(st.st_mode)})")  # fmt: skip
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    except PermissionError:
-        raise ImageError("permission denied") from None
-    except FileNotFoundError:
-        raise ImageError("file not found") from None
-    except IsADirectoryError:
-        raise ImageError("is a folder, not an image") from None
-    except OSError as e:
-        raise ImageError(f"cannot read file ({e.strerror or e})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ImageError(f"not a regular file ({_kind(st.st_mode)})")
-        if st.st_size > max_bytes:
-            raise ImageError(
-                f"file too large ({st.st_size / 2**20:.0f} MB, limit {max_bytes / 2**20:.0f} MB)"
-            )
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(min(st.st_size, max_bytes) + 1)  # not a max_bytes buffer per file
-            if len(data) > st.st_size:  # it grew since fstat
-                data += f.read(max_bytes + 1 - len(data))
-    except OSError as e:
-        raise ImageError(f"cannot read file ({e.strerror or e})") from None
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:  # grew while we read it
-        raise ImageError(f"file too large (more than {max_bytes / 2**20:.0f} MB)")
-    return data
+        return read_bounded(path, max_bytes)
+    except UnsafeFileError as e:
+        text = str(e)
+        raise ImageError("is a folder, not an image" if text == "is a folder" else text) from None
 
 
 def read_header(data: bytes) -> Header:
