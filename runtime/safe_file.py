@@ -111,7 +111,9 @@ def check_target(path: str | Path) -> None:
         try:
             st = os.stat(p)
         except FileNotFoundError:
-            raise UnsafeFileError("is a symlink to a missing path (refusing to create a file through it)") from None
+            raise UnsafeFileError(
+                "is a symlink to a missing path (refusing to create a file through it)"
+            ) from None
         except OSError as e:
             raise UnsafeFileError(f"cannot follow symlink ({e.strerror or e})") from None
     else:
