@@ -520,3 +520,206 @@ def test_stop_cancels_a_refit_between_batches(rig_factory, tmp_path, clf):
     assert stopped and slow.calls <= 1  # stopped at the next batch boundary
     assert rig.holder.adapter is None and not (ctl.store.folder / ADAPTER_NAME).exists()
     assert ctl.panel.learn_button.isEnabled()
+
+
+# --- after a refit, the open folder is predicted again (issue 25) -------------------------------
+
+
+def folder_with_new_class_items(tmp_path: Path) -> Path:
+    """A table folder: 6 coloured items, 3 "Jeans" stand-ins the plain model has no class for, 1 broken file."""
+    from tests.app_helpers import add_bad_file
+
+    folder = tmp_path / "table"
+    colour_items(folder, 6)
+    for i, strength in enumerate((150, 175, 205)):
+        write_rgb(folder / f"new_jeans_{i}.png", yellow_image(i, strength))
+    add_bad_file(folder)
+    return folder
+
+
+def wait_relabelled(rig: Rig, start, timeout: int = 20000):
+    """Run ``start()`` and wait for the open folder to be predicted again; returns the Changes."""
+    got: list = []
+    rig.window.session.relabelled.connect(got.append)
+    start()
+    rig.qtbot.waitUntil(lambda: bool(got), timeout=timeout)
+    return got[0]
+
+
+def teach_jeans(rig: Rig, tmp_path: Path) -> None:
+    ctl = rig.window.learning
+    for i, p in enumerate(colour_items(tmp_path / "known", 9)):
+        ctl.record(p, DEFAULT_CLASSES[i % 3])
+    for i in range(10):
+        ctl.record(write_rgb(tmp_path / "jeans" / f"j{i}.png", yellow_image(i)), "Jeans")
+
+
+def model_rows(folder: Path) -> dict[str, object]:
+    return {
+        k: r for k, r in read_labels(folder / JOURNAL_NAME).items() if r.source == "model" and not r.error
+    }
+
+
+def test_refit_predicts_the_open_folder_again_and_keeps_peoples_rows(rig_factory, tmp_path, clf):
+    from fashion_edge.runtime.adapter import model_fingerprint
+
+    folder = folder_with_new_class_items(tmp_path)
+    rig = rig_factory()
+    open_and_wait(rig, folder)
+    session, view = rig.window.session, rig.window.folder
+    before = model_rows(folder)
+    assert {r.model for r in before.values()} == {model_fingerprint(clf.path)}
+    assert all(r.label != "Jeans" for r in before.values())
+    person = session.model.row_of("item_000.png")
+    assert session.set_label(person, "Casual Shoes")  # a person's label (not the model's answer)
+    teach_jeans(rig, tmp_path)
+
+    changes = wait_relabelled(rig, lambda: learn_and_wait(rig))
+    learned = rig.holder.classifier
+    assert rig.holder.adapter is not None and "Jeans" in learned.classes
+    journal = read_labels(folder / JOURNAL_NAME)
+    assert (journal["item_000.png"].label, journal["item_000.png"].source) == ("Casual Shoes", "human")
+    after = model_rows(folder)
+    assert set(after) == set(before) - {"item_000.png"}
+    assert {r.model for r in after.values()} == {learned.model_id}  # the learned model's identity
+    assert [after[f"new_jeans_{i}.png"].label for i in range(3)] == ["Jeans"] * 3
+    assert changes.updated >= 3 and {f"new_jeans_{i}.png" for i in range(3)} <= changes.paths
+    assert f"{changes.updated} suggestions updated" in view.notice.text()
+    assert view.notice.isVisibleTo(rig.window) and not view.progress.isVisibleTo(rig.window)
+    rows = {r.path: r for r in session.model.rows}
+    assert rows["new_jeans_0.png"].label == "Jeans" and rows["item_000.png"].source == "human"
+    status = session.model.index(session.model.row_of("new_jeans_0.png"), session.model.STATUS)
+    assert session.model.data(status).endswith("· updated")
+    assert rows["broken.jpg"].error  # still unreadable, still shown
+
+
+def test_changes_line_counts_updates_and_auto_accepts():
+    from fashion_edge.desktop_app.models.folder_session import changes
+    from fashion_edge.desktop_app.models.label_table import ItemRow
+
+    def row(path, label, review, source="model"):
+        return ItemRow(path, label, 0.9, [], review, "", source)
+
+    before = {"a": row("a", "Bags", True), "b": row("b", "Hats", True), "c": row("c", "Hats", False),
+              "d": row("d", "Hats", True, "human"), "e": ItemRow("e")}  # fmt: skip
+    after = [row("a", "Jeans", False), row("b", "Hats", False), row("c", "Hats", True),
+             row("d", "Hats", True, "human"), row("e", "Hats", False)]  # fmt: skip
+    c = changes(before, after)
+    assert (c.updated, c.accepted, c.review, c.labelled) == (1, 2, 1, 1)
+    assert c.line() == "1 suggestion updated · 2 now auto-accepted · 1 now needs review · 1 labelled"
+    assert changes(before, list(before.values())).line() == "no suggestion changed"
+
+
+def test_a_correction_made_while_the_folder_is_predicted_again_is_kept(rig_factory, tmp_path, clf):
+    folder = folder_with_new_class_items(tmp_path)
+    rig = rig_factory()
+    open_and_wait(rig, folder)
+    teach_jeans(rig, tmp_path)
+    wait_relabelled(rig, lambda: learn_and_wait(rig))
+    session = rig.window.session
+    session.batch_size = 1  # one file per batch, 0.3 s each: the person is faster
+    started: list = []
+    session.progress.connect(lambda d, t: started.append(d))
+    last = session.model.row_of("new_jeans_2.png")  # the last file the run labels
+    assert session.model.rows[last].label == "Jeans"
+
+    def start():
+        session.relabel(SlowClassifier(clf, delay_s=0.3), "the plain model")
+        rig.qtbot.waitUntil(lambda: bool(started), timeout=10000)  # the run has chosen its rows
+        assert session.running and session.set_label(last, "Watches")
+
+    changes = wait_relabelled(rig, start)
+    rec = read_labels(folder / JOURNAL_NAME)["new_jeans_2.png"]
+    assert (rec.label, rec.source) == ("Watches", "human")  # the person's row is the last one
+    assert session.model.rows[last].source == "human" and "new_jeans_2.png" not in changes.paths
+    assert model_rows(folder)["new_jeans_0.png"].label != "Jeans"  # the others were predicted again
+
+
+def test_undo_and_reset_predict_the_folder_again(rig_factory, tmp_path, clf):
+    from fashion_edge.runtime.adapter import model_fingerprint
+
+    folder = folder_with_new_class_items(tmp_path)
+    rig = rig_factory()
+    open_and_wait(rig, folder)
+    teach_jeans(rig, tmp_path)
+    ctl = rig.window.learning
+    wait_relabelled(rig, lambda: learn_and_wait(rig))
+    plain = model_fingerprint(clf.path)
+
+    changes = wait_relabelled(rig, ctl.undo)  # back to the plain model: no Jeans any more
+    assert rig.holder.adapter is None
+    assert {r.model for r in model_rows(folder).values()} == {plain}
+    assert all(r.label != "Jeans" for r in model_rows(folder).values()) and changes.updated >= 3
+    assert "the plain model" in rig.window.folder.notice.text()
+
+    wait_relabelled(rig, lambda: learn_and_wait(rig))
+    assert model_rows(folder)["new_jeans_1.png"].label == "Jeans"
+    rig.dialogs.confirm_answer = True
+    wait_relabelled(rig, ctl.reset)
+    assert rig.holder.adapter is None
+    assert {r.model for r in model_rows(folder).values()} == {plain}
+    assert model_rows(folder)["new_jeans_1.png"].label != "Jeans"
+
+
+# --- the threshold box after learning, and the audit of auto-accepted items ----------------------
+
+
+def test_threshold_box_shows_the_learned_rule_and_still_takes_a_number(rig_factory, tmp_path, clf):
+    from fashion_edge.desktop_app.settings import AppSettings
+
+    rig = learned_rig(rig_factory, tmp_path)
+    box, holder, session = rig.window.threshold, rig.holder, rig.window.session
+    assert holder.adapter.review_threshold == 1.0  # 9 corrections prove no threshold of its own
+    base_thr = clf.meta.review_threshold
+    assert box.on_rule and "1.00" not in box.text()
+    assert box.text() == f"auto-accept: plain model ≥ {base_thr:.2f} and agrees"
+    assert "not proved a threshold" in box.toolTip()
+    assert holder.review_override is None and session.threshold is None
+    rig.window.camera.start()  # the camera reviews by the same rule, not by 1.0
+    assert rig.window.camera.controller.worker.threshold is None
+    rig.window.camera.stop()
+
+    box.stepBy(1)  # from the rule, the arrows start at the plain model's threshold
+    assert box.value() == pytest.approx(base_thr, abs=0.005) and not box.on_rule
+    box.setValue(0.4)  # a person's number replaces the rule for every item
+    assert holder.review_override == pytest.approx(0.4) and session.threshold == pytest.approx(0.4)
+    assert box.text() == "review below 0.40"
+    assert AppSettings.at(rig.settings.q.fileName()).threshold == pytest.approx(0.4)
+    box.setValue(box.minimum())  # the bottom value: back to the learned rule
+    assert box.on_rule and holder.review_override is None and session.threshold is None
+    assert AppSettings.at(rig.settings.q.fileName()).threshold is None
+
+    rig.dialogs.confirm_answer = True
+    rig.window.learning.reset()  # the plain model: a number again
+    assert not box.has_rule and box.text() == f"review below {base_thr:.2f}"
+
+
+def test_rule_text_names_a_proved_threshold():
+    from fashion_edge.desktop_app.views.threshold_box import rule_text
+
+    class A:
+        review_threshold = 0.93
+
+    short, tip = rule_text(A(), 0.6)
+    assert short == "auto-accept: learned ≥ 0.93 or plain model ≥ 0.60 and agrees"
+    assert "0.93 or more" in tip and "97 %" in tip
+
+
+def test_show_auto_accepted_lowest_confidence_first(rig_factory, tmp_path):
+    folder = tmp_path / "photos"
+    colour_items(folder, 12)
+    rig = rig_factory()
+    open_and_wait(rig, folder)
+    view, session = rig.window.folder, rig.window.session
+    session.set_label(0, session.model.rows[0].label)  # a person's row is not "auto-accepted"
+    rig.window.threshold.setValue(0.96)
+    accepted = [r for r in session.model.rows if r.source == "model" and not r.needs_review]
+    assert 0 < len(accepted) < len(session.model.rows) - 1  # some flagged, some accepted
+    i = view.filter_box.findData("accepted_low_first")
+    assert view.filter_box.itemText(i) == "Auto-accepted, lowest confidence first"
+    view.filter_box.setCurrentIndex(i)
+    proxy = session.proxy
+    shown = [proxy.data(proxy.index(r, 0), session.model.RowRole) for r in range(proxy.rowCount())]
+    assert sorted(r.path for r in shown) == sorted(r.path for r in accepted)
+    confidences = [r.confidence for r in shown]
+    assert confidences == sorted(confidences) and confidences[0] < confidences[-1]

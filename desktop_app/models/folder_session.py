@@ -5,11 +5,18 @@ default (``runtime.labeling.JOURNAL_NAME``): reopening a folder resumes, and eve
 appended (source=human, confidence 1.0, last row wins) and fsync'ed the moment it is made. While
 the folder is being labelled the journal's lock is held, so ``fashion-label`` on the same folder
 refuses; the review flag of model rows follows ``runtime.review.needs_review``.
+
+When the model changes under an open folder (a refit, *Undo*, *Reset to factory*), ``relabel``
+predicts again, in the background, every row no person has set: the same ``run_labeling`` run,
+whose rows carry the new model's identity (``fashion-label --adapter`` rows do the same), so the
+journal says which model made each suggestion. People's rows are never touched, also not those
+set while it runs (``workers.jobs.PeopleFirst``); ``relabelled`` says what changed.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,7 @@ from fashion_edge.desktop_app.models.label_table import (
     ReviewFilterProxy,
     row_from_record,
 )
-from fashion_edge.desktop_app.workers.jobs import FunctionJob, LabelingJob
+from fashion_edge.desktop_app.workers.jobs import FunctionJob, LabelingJob, PeopleFirst
 from fashion_edge.runtime.journal import serialise, write_atomically
 from fashion_edge.runtime.labeling import (
     JOURNAL_NAME,
@@ -38,6 +45,53 @@ from fashion_edge.runtime.review import needs_review
 REFRESH_S = 0.25  # re-read the journal at most this often while a job runs
 
 
+@dataclass
+class Changes:
+    """What predicting a folder again changed, over the rows the model labels (people's excluded)."""
+
+    updated: int = 0  # suggestions with another label
+    accepted: int = 0  # needed review, now auto-accepted
+    review: int = 0  # were auto-accepted, now need review
+    labelled: int = 0  # had no label yet
+    cancelled: bool = False
+    paths: set[str] = field(default_factory=set)  # the rows whose suggestion or flag changed
+
+    def line(self) -> str:
+        """ "14 suggestions updated · 6 now auto-accepted" (the parts that are not zero)."""
+        parts = [
+            f"{self.updated} suggestion{'s' * (self.updated != 1)} updated" if self.updated else "",
+            f"{self.accepted} now auto-accepted" if self.accepted else "",
+            f"{self.review} now need{'s' * (self.review == 1)} review" if self.review else "",
+            f"{self.labelled} labelled" if self.labelled else "",
+        ]
+        text = " · ".join(p for p in parts if p) or "no suggestion changed"
+        return text + (" (stopped early)" if self.cancelled else "")
+
+
+def changes(before: dict[str, ItemRow], after: list[ItemRow], cancelled: bool = False) -> Changes:
+    """Compare the rows before and after a run; rows of people (before or after) are left out."""
+    out = Changes(cancelled=cancelled)
+    for row in after:
+        old = before.get(row.path)
+        if old is None or row.source != "model" or row.error or old.source == "human":
+            continue
+        if old.pending:
+            out.labelled += 1
+            continue
+        if old.error:
+            continue
+        was_review, now_review = old.needs_review, row.needs_review
+        if old.label != row.label:
+            out.updated += 1
+        if was_review and not now_review:
+            out.accepted += 1
+        elif now_review and not was_review:
+            out.review += 1
+        if old.label != row.label or was_review != now_review:
+            out.paths.add(row.path)
+    return out
+
+
 def record_of(row: ItemRow) -> LabelRecord:
     return LabelRecord(
         row.path,
@@ -52,10 +106,13 @@ def record_of(row: ItemRow) -> LabelRecord:
 
 class FolderSession(QObject):
     """Signals: ``started(total)``, ``progress(done, total)``, ``finished(LabelSummary)``,
-    ``failed(message)``, ``sorted(pairs)``, ``saved(path)`` (a correction reached the journal).
+    ``failed(message)``, ``sorted(pairs)``, ``saved(path)`` (a correction reached the journal),
+    ``relabel_started(total)`` and ``relabelled(Changes)`` (the folder predicted again).
     """
 
     started = Signal(int)
+    relabel_started = Signal(int)
+    relabelled = Signal(object)
     progress = Signal(int, int)
     finished = Signal(object)
     failed = Signal(str)
@@ -75,6 +132,12 @@ class FolderSession(QObject):
         self.batch_size = 16  # small batches: the grid fills visibly and cancel answers fast
         self.threshold: float | None = None  # None: keep the journal's needs_review flags
         self.meta: Any = None  # the classifier's metadata (unknown class, stored threshold)
+        self.people = PeopleFirst()  # rows people set while a job runs: never written over
+        self.relabelling = False  # the running job predicts the folder again (after a model change)
+        self.queued: Any = None  # a classifier to predict the folder with once the running job stops
+        self.last_changes: Changes | None = None
+        self.relabel_what = "the learned model"  # said in the notice: which model predicts again
+        self._before: dict[str, ItemRow] = {}
         self._last_refresh = 0.0
 
     @property
@@ -101,8 +164,47 @@ class FolderSession(QObject):
         wanted = set(paths)
         self.model.update_rows([self._row(r) for r in known.values() if r.path in wanted])
         self.proxy.refresh()
+        self.queued, self.last_changes = None, None
         self.started.emit(len(paths))
-        job = LabelingJob(root, classifier, journal, review_below=self.threshold)
+        self._start(classifier, relabel=False)
+
+    def relabel(self, classifier: Any, what: str = "the learned model") -> bool:
+        """Predict again, in the background, every row of the open folder no person has set.
+
+        A running job is stopped first (it ends within a batch) and this one starts when it has.
+        ``what`` names the model for people ("the learned model", "the plain model"). False when
+        no folder is open.
+        """
+        if self.folder is None:
+            return False
+        self.queued, self.relabel_what = classifier, what
+        if self.running:
+            assert self.job is not None
+            self.job.cancel()  # its finished/failed signal starts the queued run
+        else:
+            self._start_queued()
+        return True
+
+    def _start_queued(self) -> None:
+        classifier, self.queued = self.queued, None
+        self.meta = getattr(classifier, "meta", None)
+        self._before = {r.path: r for r in self.model.rows}
+        self.relabel_started.emit(len(self.model.rows))
+        self._start(classifier, relabel=True)
+
+    def _start(self, classifier: Any, relabel: bool) -> None:
+        assert self.folder is not None and self.journal is not None
+        self.relabelling = relabel
+        self.people = PeopleFirst()
+        sample = [self.folder / r.path for r in self.model.rows[:16]]
+        job = LabelingJob(
+            self.folder,
+            classifier,
+            self.journal,
+            review_below=self.threshold,
+            people=self.people,
+            sample=sample,
+        )
         job.batch_size = self.batch_size
         # signals of a job replaced by a newer open() are ignored
         job.signals.progress.connect(lambda d, t, j=job: self._on_progress(d, t) if j is self.job else None)
@@ -150,11 +252,23 @@ class FolderSession(QObject):
 
     def _on_finished(self, summary: Any) -> None:
         self.refresh()
+        if self.queued is not None:  # stopped for a newer model: predict the folder again with it
+            self._start_queued()
+            return
         self.proxy.refresh()
-        self.finished.emit(summary)
+        if self.relabelling:
+            self.relabelling = False
+            self.last_changes = changes(self._before, self.model.rows, bool(summary.cancelled))
+            self.relabelled.emit(self.last_changes)
+        else:
+            self.finished.emit(summary)
 
     def _on_failed(self, message: str) -> None:
         self.refresh()
+        self.relabelling = False
+        if self.queued is not None:
+            self._start_queued()
+            return
         self.failed.emit(message)
 
     # --- review ---------------------------------------------------------------------------
@@ -166,8 +280,9 @@ class FolderSession(QObject):
         if current.error or current.pending or not label:
             return False
         new = self.model.with_label(row, label)
+        journal = self.journal
         try:
-            append_records(self.journal, [record_of(new)])
+            self.people.set_by_person(new.path, lambda: append_records(journal, [record_of(new)]))
         except OSError as e:
             self.failed.emit(f"{self.journal}: could not save the correction ({e.strerror or e})")
             return False

@@ -1,4 +1,5 @@
-"""The folder's items as a QAbstractTableModel, and a proxy that puts "needs review" first or alone."""
+"""The folder's items as a QAbstractTableModel, and a proxy that puts "needs review" first or alone,
+or lists the auto-accepted items lowest confidence first (a spot check)."""
 
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ class ItemRow:
         return bool(self.error) or (self.needs_review and self.source != "human")
 
     @property
+    def auto_accepted(self) -> bool:
+        """The model's label stands without a person (not flagged, not reviewed, not unreadable)."""
+        return self.source == "model" and not self.error and not self.needs_review
+
+    @property
     def status(self) -> str:
         if self.error:
             return "unreadable"
@@ -121,6 +127,7 @@ class LabelTableModel(QAbstractTableModel):
         self.rows: list[ItemRow] = []
         self._by_path: dict[str, int] = {}
         self._thumbs: dict[str, QPixmap] = {}
+        self.updated: set[str] = set()  # rows whose suggestion the last model change altered
 
     # --- filling --------------------------------------------------------------------------
     def reset(self, folder: Path | None, paths: list[str]) -> None:
@@ -130,7 +137,17 @@ class LabelTableModel(QAbstractTableModel):
         self.rows = [ItemRow(p) for p in paths]
         self._by_path = {p: i for i, p in enumerate(paths)}
         self._thumbs.clear()
+        self.updated = set()
         self.endResetModel()
+
+    def mark_updated(self, paths: set[str]) -> None:
+        """Show these rows as "updated" (their suggestion changed with the model); the others not."""
+        touched = self.updated | paths
+        self.updated = set(paths)
+        for path in touched:
+            i = self._by_path.get(path)
+            if i is not None:
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.COLUMNS) - 1))
 
     def update_rows(self, rows: list[ItemRow]) -> int:
         """Replace rows by path (unknown paths are appended); returns how many changed."""
@@ -239,7 +256,11 @@ class LabelTableModel(QAbstractTableModel):
                 return "person"
             return "" if row.pending or row.error else f"{row.confidence:.0%}"
         if col == self.STATUS:
-            return row.status
+            return (
+                f"{row.status} · updated"
+                if row.path in self.updated and row.source == "model"
+                else row.status
+            )
         if row.error:
             return row.error
         return "  ".join(f"{n} {p:.0%}" for n, p in row.top_k[:3])
@@ -256,13 +277,14 @@ class LabelTableModel(QAbstractTableModel):
 
 
 class ReviewFilterProxy(QSortFilterProxyModel):
-    """Modes: ``all`` (folder order), ``review_first`` (flagged rows on top), ``review_only``.
+    """Modes: ``all`` (folder order), ``review_first`` (flagged rows on top), ``review_only``,
+    ``accepted_low_first`` (only the auto-accepted rows, lowest confidence first: the ones to audit).
 
     Rows do not jump while a person reviews them: sorting/filtering is re-applied only by
     ``set_mode`` or ``refresh`` (dynamic sort is off).
     """
 
-    MODES = ("review_first", "review_only", "all")
+    MODES = ("review_first", "review_only", "accepted_low_first", "all")
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -280,14 +302,20 @@ class ReviewFilterProxy(QSortFilterProxyModel):
         self.sort(0 if self.mode != "all" else -1)
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        if self.mode != "review_only":
+        if self.mode not in ("review_only", "accepted_low_first"):
             return True
         src = self.sourceModel()
         row: ItemRow = src.data(src.index(source_row, 0, source_parent), LabelTableModel.RowRole)
+        if self.mode == "accepted_low_first":
+            return row.auto_accepted
         return row.flagged or row.pending
 
     def lessThan(self, left: Index, right: Index) -> bool:
         src = self.sourceModel()
+        if self.mode == "accepted_low_first":
+            a = src.data(left, LabelTableModel.RowRole).confidence
+            b = src.data(right, LabelTableModel.RowRole).confidence
+            return a < b if a != b else left.row() < right.row()
         a = src.data(left, LabelTableModel.RankRole)
         b = src.data(right, LabelTableModel.RankRole)
         if a != b:

@@ -194,7 +194,8 @@ class CameraView(QWidget):
         self.controller.failed.connect(self._on_failed)
         self.controller.stopped.connect(self._update_buttons)
         holder.changed.connect(self._on_model_changed)
-        holder.threshold_changed.connect(self.controller.set_threshold)
+        # only a person's number overrides the classifier's own rule (an adapter's is not one number)
+        holder.threshold_changed.connect(lambda _v: self.controller.set_threshold(holder.review_override))
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # so Space reaches the view after a tab switch
         self.space = QShortcut(QKeySequence(Qt.Key.Key_Space), self)
         self.space.setContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
@@ -228,7 +229,7 @@ class CameraView(QWidget):
         except Exception as e:  # a factory that cannot even build a source
             self.show_error(f"Camera unavailable: {e}")
             return
-        self.controller.start(source, clf, self.holder.threshold)
+        self.controller.start(source, clf, self.holder.review_override)
         self._update_buttons()
 
     def stop(self) -> None:

@@ -33,7 +33,9 @@ FILTERS = [
     ("Needs review first", "review_first"),
     ("Only needs review", "review_only"),
     ("All, folder order", "all"),
+    ("Auto-accepted, lowest confidence first", "accepted_low_first"),
 ]
+NOTICE_STYLE = "background:#e3eefc; border:1px solid #9bbbe6; padding:4px 8px;"
 
 
 class ReviewTable(QTableView):
@@ -94,6 +96,11 @@ class FolderView(QWidget):
         top.addWidget(self.filter_box)
         top.addWidget(self.progress)
         top.addWidget(self.cancel_button)
+        # what the last model change did to this folder's suggestions
+        self.notice = QLabel("")
+        self.notice.setStyleSheet(NOTICE_STYLE)
+        self.notice.setWordWrap(True)
+        self.notice.setVisible(False)
 
         self.table = ReviewTable()
         self.table.setModel(session.proxy)
@@ -171,6 +178,7 @@ class FolderView(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.notice)
         layout.addWidget(splitter, 1)
         layout.addLayout(bottom)
 
@@ -193,6 +201,8 @@ class FolderView(QWidget):
         session.progress.connect(self._on_progress)
         session.finished.connect(self._on_finished)
         session.failed.connect(lambda _m: self._on_stopped())
+        session.relabel_started.connect(self._on_relabel_started)
+        session.relabelled.connect(self._on_relabelled)
         session.model.dataChanged.connect(self._on_data_changed)
         session.model.modelReset.connect(self._update_counts)
         self._update_actions()
@@ -301,6 +311,8 @@ class FolderView(QWidget):
     def _on_started(self, total: int) -> None:
         folder = self.session.folder
         self.folder_label.setText(str(folder) if folder else "")
+        self.show_notice("")
+        self.progress.setFormat("%v / %m labelled")
         self.progress.setRange(0, max(1, total))
         self.progress.setValue(0)
         self.progress.setVisible(True)
@@ -319,6 +331,27 @@ class FolderView(QWidget):
         self.table.setCurrentIndex(self.session.proxy.index(0, 0))
         self.show_current()
         self.table.setFocus()
+
+    def _on_relabel_started(self, total: int) -> None:
+        self.show_notice(
+            f"Predicting this folder again with {self.session.relabel_what}… (your labels are kept)"
+        )
+        self.progress.setFormat("%v / %m predicted again")
+        self.progress.setRange(0, max(1, total))
+        self.progress.setValue(0)
+        self.progress.setVisible(True)
+        self.cancel_button.setVisible(True)
+
+    def _on_relabelled(self, changes: Any) -> None:
+        self._on_stopped()
+        self.session.model.mark_updated(changes.paths)
+        what = self.session.relabel_what
+        self.show_notice(f"Suggestions from {what}: {changes.line()}")
+        self.show_current()
+
+    def show_notice(self, text: str) -> None:
+        self.notice.setText(text)
+        self.notice.setVisible(bool(text))
 
     def _on_stopped(self) -> None:
         self.progress.setVisible(False)

@@ -49,12 +49,15 @@ def refit_every(settings: AppSettings) -> int:
 
 class LearningController(QObject):
     """Signals: ``classes_changed(list)`` (model classes + labels taught but not learned yet),
-    ``message(str)`` (a status-bar line), ``fitted(FitResult, float)`` (result, worker wall seconds).
+    ``message(str)`` (a status-bar line), ``fitted(FitResult, float)`` (result, worker wall seconds),
+    ``model_changed()`` (a refit was installed, or Undo / Reset changed the model in use: the open
+    folder is predicted again).
     """
 
     classes_changed = Signal(object)
     message = Signal(str)
     fitted = Signal(object, float)
+    model_changed = Signal()
 
     def __init__(
         self,
@@ -276,6 +279,7 @@ class LearningController(QObject):
         self.problem = ""
         self._use(result.adapter)
         self.refresh()
+        self.model_changed.emit()
 
     def use_anyway(self) -> None:
         """Install the refused fit: refit with force (embeddings are cached, so it is quick)."""
@@ -301,6 +305,7 @@ class LearningController(QObject):
             self._reload()
             what = "the previous adapter" if self.holder.adapter is not None else "the plain model"
             self.message.emit(f"Undone: back to {what}")
+            self.model_changed.emit()
 
     def reset(self) -> None:
         if not self.dialogs.confirm(
@@ -321,3 +326,4 @@ class LearningController(QObject):
         self.holder.set_adapter(None)
         self.refresh()
         self.message.emit(f"Reset to factory at {time.strftime('%H:%M')}: using the plain model")
+        self.model_changed.emit()

@@ -8,7 +8,7 @@ from typing import Any
 
 from PySide6.QtCore import QThreadPool
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QDoubleSpinBox, QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget, QVBoxLayout, QWidget
 
 from fashion_edge.desktop_app.camera import CameraSource, OpenCVCamera
 from fashion_edge.desktop_app.model_holder import ModelHolder
@@ -21,6 +21,7 @@ from fashion_edge.desktop_app.views.folder_view import FolderView
 from fashion_edge.desktop_app.views.learning_controller import LearningController
 from fashion_edge.desktop_app.views.learning_panel import LearningPanel
 from fashion_edge.desktop_app.views.model_info import ModelInfoDialog
+from fashion_edge.desktop_app.views.threshold_box import ThresholdBox, rule_text
 from fashion_edge.runtime import ModelLoadError
 
 CAMERA_TAB, FOLDER_TAB = 0, 1
@@ -67,12 +68,7 @@ class MainWindow(QMainWindow):
         )
 
         self.model_status = QLabel("")
-        self.threshold = QDoubleSpinBox()
-        self.threshold.setRange(0.0, 1.0)
-        self.threshold.setSingleStep(0.05)
-        self.threshold.setDecimals(2)
-        self.threshold.setPrefix("review below ")
-        self.threshold.setToolTip("Items with a lower confidence are shown as 'unknown / needs review'")
+        self.threshold = ThresholdBox()
         self.statusBar().addPermanentWidget(self.threshold)
         self.statusBar().addWidget(self.model_status, 1)
         self._build_menus()
@@ -90,6 +86,8 @@ class MainWindow(QMainWindow):
         self.folder.new_label_typed.connect(self._on_new_label_typed)
         self.learning.classes_changed.connect(self._on_classes_changed)
         self.learning.message.connect(lambda m: self.statusBar().showMessage(m, 10000))
+        self.learning.model_changed.connect(self._on_learned_model)
+        self.session.relabelled.connect(self._on_relabelled)
         holder.changed.connect(self._on_model_changed)
         holder.threshold_changed.connect(self._on_threshold_changed)
         self.threshold.valueChanged.connect(self._on_threshold_edited)
@@ -159,32 +157,52 @@ class MainWindow(QMainWindow):
             f"{len(clf.classes)} classes){acc_text}{learned}"
         )
         self._on_classes_changed(self.learning.classes())
-        self.threshold.blockSignals(True)
-        self.threshold.setValue(self.holder.threshold)
-        self.threshold.blockSignals(False)
+        self._show_threshold()
+
+    def _show_threshold(self) -> None:
+        """The box says the rule in force: a number, or with an adapter (and no number set) its rule."""
+        adapter, base = self.holder.adapter, self.holder.base
+        if adapter is not None and base is not None:
+            base_thr = float(base.meta.review_threshold)
+            self.threshold.set_rule(*rule_text(adapter, base_thr), first_number=base_thr)
+        else:
+            self.threshold.set_rule(None)
+        self.threshold.show_value(
+            self.holder.review_override if adapter is not None else self.holder.threshold
+        )
 
     def _on_threshold_edited(self, value: float) -> None:
-        self.holder.set_threshold(value)
-        self.settings.threshold = value
+        chosen = None if self.threshold.on_rule else value
+        self.holder.set_threshold(chosen)
+        self.settings.threshold = chosen
 
-    def _on_threshold_changed(self, value: float) -> None:
-        if abs(self.threshold.value() - value) > 1e-9:
-            self.threshold.blockSignals(True)
-            self.threshold.setValue(value)
-            self.threshold.blockSignals(False)
-        self.session.set_threshold(value if self.holder.threshold_is_custom else None)
+    def _on_threshold_changed(self, _value: float) -> None:
+        self._show_threshold()
+        self.session.set_threshold(self.holder.review_override)
 
     def show_model_info(self) -> None:
         if self.holder.classifier is None:
             self.dialogs.info(self, "About the model", "No model is loaded.")
             return
-        ModelInfoDialog(self.holder.classifier, self.holder.threshold, self, self.holder.adapter).exec()
+        ModelInfoDialog(
+            self.holder.classifier, self.holder.threshold_text(), self, self.holder.adapter
+        ).exec()
 
     # --- learning -------------------------------------------------------------------------
     def _on_classes_changed(self, classes: list[str]) -> None:
         if classes != self.folder.classes:
             self.folder.set_classes(classes)
         self.camera.add_classes(classes)
+
+    def _on_learned_model(self) -> None:
+        """A refit, Undo or Reset changed the model: predict the open folder again (people's rows kept)."""
+        if self.session.folder is None or self.holder.classifier is None:
+            return
+        what = "the learned model" if self.holder.adapter is not None else "the plain model"
+        self.session.relabel(self.holder.worker_classifier(), what)
+
+    def _on_relabelled(self, changes: Any) -> None:
+        self.statusBar().showMessage(f"Suggestions from {self.session.relabel_what}: {changes.line()}", 15000)
 
     def _on_corrected(self, rel: str) -> None:
         """A person set or confirmed a folder item's label: keep it for learning."""

@@ -8,7 +8,7 @@ from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QV
 
 
 def model_facts(
-    clf: Any, threshold: float | None = None, adapter: Any | None = None
+    clf: Any, threshold: float | str | None = None, adapter: Any | None = None
 ) -> list[tuple[str, str]]:
     """(name, value) rows for the panel, read from the metadata inside the file (and the adapter)."""
     meta = clf.meta
@@ -25,7 +25,12 @@ def model_facts(
         rows.append(("Test macro F1", f"{f1:.3f}"))
     rows += [
         ("Input", f"{meta.width}×{meta.height} {meta.color_order}, fit: {meta.fit}"),
-        ("Review below", f"{(threshold if threshold is not None else meta.review_threshold):.0%} confidence"),
+        (
+            "Review",
+            threshold
+            if isinstance(threshold, str)
+            else f"below {(threshold if threshold is not None else meta.review_threshold):.0%} confidence",
+        ),
         ("Calibration", f"temperature {meta.temperature:.2f}"),
         (f"Classes ({len(meta.classes)})", ", ".join(meta.classes)),
     ]
@@ -43,7 +48,7 @@ class ModelInfoDialog(QDialog):
     def __init__(
         self,
         clf: Any,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         parent: QWidget | None = None,
         adapter: Any | None = None,
     ) -> None:

@@ -140,7 +140,8 @@ class CameraController(QObject):
         self.worker, self.thread = worker, thread
         thread.start()
 
-    def set_threshold(self, value: float) -> None:
+    def set_threshold(self, value: float | None) -> None:
+        """A person's threshold, or None for the classifier's own review rule."""
         if self.worker is not None:
             self.worker.threshold = value
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +18,52 @@ class JobSignals(QObject):
     failed = Signal(str)
 
 
+class PeopleFirst:
+    """Keeps a labelling run from writing over labels people set while it runs.
+
+    ``run_labeling`` decides at its start which rows to label (every row no person has set, and
+    every row of another model); a person may still correct one of them before its batch is
+    written. ``set_by_person`` records such a correction under the lock, and ``engine`` drops the
+    model's record for those files, holding the same lock from that check until the batch is in
+    the journal, so the person's row is always the last one.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.paths: set[str] = set()
+
+    def set_by_person(self, path: str, write: Callable[[], None]) -> None:
+        """Run ``write`` (the journal append of a person's row) and remember ``path``."""
+        with self.lock:
+            write()
+            self.paths.add(path)
+
+    def engine(self, clf: Any, review_below: float | None, sample: Sequence[Path]) -> Callable[..., Any]:
+        """``runtime.labeling``'s local decode+infer engine with people's files left out."""
+        from fashion_edge.runtime.label_engine import local_engine
+        from fashion_edge.runtime.preprocess import choose_workers
+
+        inner = local_engine(clf, 3, review_below, choose_workers(list(sample)))
+
+        def run(batches: Sequence[Any], cancel: threading.Event) -> Iterator[list[Any]]:
+            results = inner(batches, cancel)
+            try:
+                for records in results:
+                    with self.lock:  # held until the run has appended this batch and asks for the next
+                        yield [r for r in records if r.path not in self.paths]
+            finally:
+                results.close()
+
+        return run
+
+
 class LabelingJob(QRunnable):
     """Labels a folder with ``runtime.labeling.run_labeling``: same code and CSV as ``fashion-label``.
 
     Resumable (valid rows already in the journal are skipped), holds the journal's lock while it
     runs, and cancellable through ``cancel()``: ``done`` is set within a fraction of a second even
-    when a file blocks its reader (decoding threads never keep the job alive).
+    when a file blocks its reader (decoding threads never keep the job alive). With ``people``,
+    rows a person sets while it runs are never written over (``PeopleFirst``).
     """
 
     def __init__(
@@ -33,6 +73,8 @@ class LabelingJob(QRunnable):
         out_csv: Path,
         review_below: float | None = None,
         recursive: bool = False,
+        people: PeopleFirst | None = None,
+        sample: Sequence[Path] = (),
     ) -> None:
         super().__init__()
         self.setAutoDelete(False)
@@ -42,6 +84,8 @@ class LabelingJob(QRunnable):
         self.out_csv = out_csv
         self.review_below = review_below
         self.recursive = recursive
+        self.people = people
+        self.sample = list(sample)  # a few of the folder's files: how many decoding threads it wants
         self.batch_size = 16
         self.cancel_event = threading.Event()
         self.done = threading.Event()
@@ -54,6 +98,9 @@ class LabelingJob(QRunnable):
         from fashion_edge.runtime.labeling import run_labeling
 
         try:
+            engine = (
+                self.people.engine(self.classifier, self.review_below, self.sample) if self.people else None
+            )
             summary = run_labeling(
                 self.folder,
                 self.classifier,
@@ -64,6 +111,7 @@ class LabelingJob(QRunnable):
                 batch_size=self.batch_size,
                 progress=lambda done, total: self.signals.progress.emit(int(done), int(total)),
                 cancel=self.cancel_event,
+                engine=engine,
             )
         except Exception as e:  # OSError (read-only folder), ValueError...: one line, never a traceback
             self.signals.failed.emit(one_line(str(e)) if str(e) else type(e).__name__)
