@@ -5,7 +5,8 @@
 file (images under ``$FASHION_EDGE_DATA/fashion-product-images-small``, read with the same
 no-TensorFlow loader training uses): a seeded sample of at most ``CATALOGUE_CAP`` scores the
 gate, up to ``ANCHORS_PER_CLASS`` of the others per class anchor the fit (they keep the head
-close to the model on catalogue images). Logits and embeddings are cached per model file.
+close to the model on catalogue images). Logits and embeddings are cached per model file, in this
+process and on disk (``runtime.check_set_cache``, keyed by the model's fingerprint).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_edge.runtime import check_set_cache
 from fashion_edge.runtime.classifier import Classifier
 from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, read_image
 
@@ -101,8 +103,6 @@ def _load(clf: Classifier, cap: int, data: str | Path | None, progress) -> Catal
     splits = clf.path.parent / "splits.csv"
     if not splits.is_file() or clf.meta.recipe == "fmnist":
         return None
-    from fashion_edge.training.data import CATALOGUE_DIR, DataError, load_catalogue_images, resolve_catalogue
-
     rows = catalogue_test_rows(splits, clf.classes)
     if not rows:
         return None
@@ -117,22 +117,38 @@ def _load(clf: Classifier, cap: int, data: str | Path | None, progress) -> Catal
             per[lab] = per.get(lab, 0) + 1
             anchor.append(i)
     rows = [rows[i] for i in gate] + [rows[i] for i in anchor]
-    try:
-        root = resolve_catalogue(data or CATALOGUE_DIR)
-        ids = [r["id"] for r in rows]
-        if not all((root / "images" / f"{i}.jpg").is_file() for i in ids):
-            return None
-        x = load_catalogue_images(root, ids, clf.meta.height, clf.meta.width, clf.meta.fit)
-    except (DataError, OSError, ValueError):
-        return None
+    ids = [r["id"] for r in rows]
     y = np.array([clf.classes.index(r["label"]) for r in rows])
-    logits, embs = [], []
-    for i in range(0, len(x), 128):
-        z, e = clf.logits_and_embedding(x[i : i + 128])
-        logits.append(z)
-        embs.append(e)
-        if progress:
-            progress("catalogue check", min(i + 128, len(x)), len(x))
-    z, e, g = np.concatenate(logits), np.concatenate(embs), n_gate
+    # computed once per model file (runtime.check_set_cache): the first refit is as fast as the next
+    cached = check_set_cache.path_for(clf.path, cap)
+    hit = check_set_cache.load(cached, ids, y, len(clf.classes), clf.meta.embedding_size) if cached else None
+    if hit is not None:
+        z, e = hit
+    else:
+        from fashion_edge.training.data import (
+            CATALOGUE_DIR,
+            DataError,
+            load_catalogue_images,
+            resolve_catalogue,
+        )
+
+        try:
+            root = resolve_catalogue(data or CATALOGUE_DIR)
+            if not all((root / "images" / f"{i}.jpg").is_file() for i in ids):
+                return None
+            x = load_catalogue_images(root, ids, clf.meta.height, clf.meta.width, clf.meta.fit)
+        except (DataError, OSError, ValueError):
+            return None
+        logits, embs = [], []
+        for i in range(0, len(x), 128):
+            lo, em = clf.logits_and_embedding(x[i : i + 128])
+            logits.append(lo)
+            embs.append(em)
+            if progress:
+                progress("catalogue check", min(i + 128, len(x)), len(x))
+        z, e = np.concatenate(logits), np.concatenate(embs)
+        if cached:
+            check_set_cache.save(cached, ids, y, z, e)
+    g = n_gate
     anchors = CatalogueSet(y[g:], z[g:], e[g:], ids[g:]) if len(y) > g else None
     return CatalogueSet(y[:g], z[:g], e[:g], ids[:g], anchors)
