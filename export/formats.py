@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fashion_edge.runtime.metadata import ONNX_KEY, ModelMetadata, tflite_with_metadata
+from fashion_edge.runtime.metadata import ONNX_KEY, ModelMetadata
 
 
 @dataclass(frozen=True)
@@ -93,9 +93,12 @@ class Artifact:
 
 
 def embed_metadata(fmt: ExportFormat, raw: bytes, meta: ModelMetadata) -> bytes:
-    """Model bytes with the full record embedded (TFLite: appended zip; ONNX: metadata_props)."""
+    """Model bytes with the full record embedded (TFLite: appended zip, plus the standard TFLite
+    Metadata that MediaPipe reads; ONNX: metadata_props)."""
     if fmt.family == "tflite":
-        return tflite_with_metadata(raw, meta)
+        from fashion_edge.export.tflite_metadata import with_standard_metadata
+
+        return with_standard_metadata(raw, meta)
     import onnx
 
     model = onnx.load_from_string(raw)

@@ -172,9 +172,11 @@ def tflite_with_metadata(flatbuffer: bytes, meta: ModelMetadata) -> bytes:
     """Return the flatbuffer with a zip (metadata.json, labels.txt) appended.
 
     Both TFLite interpreters ignore trailing bytes; ``zipfile`` finds the archive from its end.
+    Stored, not deflated: it is also the standard metadata's associated-file zip, and MediaPipe
+    reads only uncompressed members ("Expected uncompressed zip archive").
     """
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr(TFLITE_MEMBER, meta.to_json())
         zf.writestr("labels.txt", "\n".join(meta.classes) + "\n")
     return flatbuffer + buf.getvalue()
