@@ -5,6 +5,11 @@ it). One elsewhere records the folder's resolved path (and the last model) in a 
 ``<journal>.meta.json``, written atomically, and is refused for any other folder; one with rows
 but no sidecar (older versions' ``./labels.csv``) is refused too. A run holds
 ``<journal>.lock`` (``filelock``): a second run on the same journal refuses with one line.
+
+The journal, its sidecar and its lock are opened through ``runtime.safe_file``
+(``check_journal_files``): a FIFO, a device or a symlink to a missing path in their place is
+refused with one line before anything is opened, so nothing blocks and nothing is created
+outside the folder.
 """
 
 from __future__ import annotations
@@ -14,10 +19,12 @@ import json
 from pathlib import Path
 
 from fashion_edge.runtime.journal import LabelingError, write_atomically
+from fashion_edge.runtime.safe_file import UnsafeFileError, check_target, open_regular, read_bounded
 
 SIDECAR_SUFFIX = ".meta.json"
 LOCK_SUFFIX = ".lock"
 JOURNAL_SCHEMA = "fashion-label-journal/1"
+MAX_SIDECAR_BYTES = 1 << 20
 
 # --- binding to a folder and a model, locking --------------------------------------------------
 
@@ -25,7 +32,8 @@ _FINGERPRINTS: dict[tuple[str, int, int], str] = {}
 
 
 def model_fingerprint(path: str | Path | None) -> str:
-    """First 16 hex digits of the SHA-256 of a model file ('' when there is no file)."""
+    """First 16 hex digits of the SHA-256 of a model file ('' when there is no regular file:
+    a FIFO or a device is never read)."""
     if path is None:
         return ""
     p = Path(path)
@@ -36,9 +44,12 @@ def model_fingerprint(path: str | Path | None) -> str:
     key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
     if key not in _FINGERPRINTS:
         h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+        try:
+            with open_regular(p) as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+        except (UnsafeFileError, OSError):
+            return ""
         _FINGERPRINTS[key] = h.hexdigest()[:16]
     return _FINGERPRINTS[key]
 
@@ -49,6 +60,20 @@ def sidecar_of(journal: Path) -> Path:
 
 def lock_of(journal: Path) -> Path:
     return journal.with_name(journal.name + LOCK_SUFFIX)
+
+
+def check_journal_files(journal: Path) -> None:
+    """Refuse a journal, sidecar or lock path that is a FIFO, a device, a folder or a symlink to a
+    missing path (LabelingError naming it), before any of them is opened."""
+    for path, what in (
+        (journal, "journal"),
+        (sidecar_of(journal), "journal record"),
+        (lock_of(journal), "lock"),
+    ):
+        try:
+            check_target(path)
+        except UnsafeFileError as e:
+            raise LabelingError(f"{path}: refusing to use it as the {what} ({e})") from None
 
 
 def bind_to_folder(journal: Path, folder: Path, model_id: str, has_rows: bool) -> None:
@@ -63,8 +88,8 @@ def bind_to_folder(journal: Path, folder: Path, model_id: str, has_rows: bool) -
     info = None
     if side.exists() and has_rows:  # a record left beside an emptied or deleted journal binds nothing
         try:
-            info = json.loads(side.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            info = json.loads(read_bounded(side, MAX_SIDECAR_BYTES).decode("utf-8"))
+        except (UnsafeFileError, ValueError, RecursionError):
             info = None
         if not isinstance(info, dict) or not isinstance(info.get("folder"), str):
             raise LabelingError(

@@ -7,6 +7,12 @@ batching, the journal (``runtime.journal``: format, resume, binding to the folde
 cancel, and sorting into class folders (``runtime.placement``: atomic, verified copies/moves).
 The default journal is ``<folder>/fashion-labels.csv`` for ``fashion-label`` and the app alike.
 
+Every file of the folder is either labelled (a row, an error row for a file that cannot be read)
+or counted and named as skipped in the summary (not an image we read, hidden or not); only the
+tool's own files (journal, its record and lock, temporary files) are left out of the count. A row
+records the file's identity (size, mtime_ns): a different file under a reused name is labelled
+again, never given the old row's label. The guarantees are listed in ``docs/safety.md``.
+
 Scaling out: ``runtime.ray_label`` drives ``label_paths`` from Ray Data (one classifier per
 actor) through the same ``run_labeling`` loop, so it writes the same journal and resumes.
 """
@@ -30,6 +36,7 @@ from fashion_edge.runtime.journal import (
     LabelingError,
     LabelRecord,
     append_records,
+    file_identity,
     is_jsonl,
     is_trusted,
     path_key,
@@ -37,9 +44,24 @@ from fashion_edge.runtime.journal import (
     repair_journal,
     scan,
 )
-from fashion_edge.runtime.journal_guard import JournalLock, bind_to_folder, model_fingerprint
+from fashion_edge.runtime.journal_guard import (
+    JournalLock,
+    bind_to_folder,
+    check_journal_files,
+    lock_of,
+    model_fingerprint,
+    sidecar_of,
+)
 from fashion_edge.runtime.label_engine import Engine, chunks, label_paths, local_engine
-from fashion_edge.runtime.placement import PlacementError, place_all, sanitize_folder_name
+from fashion_edge.runtime.placement import (
+    REVIEW_FOLDER,
+    TMP_PREFIX,
+    Placement,
+    PlacementError,
+    class_folders,
+    place_all,
+    sanitize_folder_name,
+)
 from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, choose_workers
 
 __all__ = [
@@ -49,7 +71,7 @@ __all__ = [
 ]  # fmt: skip
 
 JOURNAL_NAME = "fashion-labels.csv"  # the default journal, inside the labelled folder
-REVIEW_FOLDER = "needs_review"
+SHOWN_SKIPPED = 5  # skipped files named in the summary line
 relative_key = path_key  # the journal key of a file (kept under its old name)
 
 
@@ -69,6 +91,10 @@ class LabelSummary:
     sorted_files: int = 0
     relabelled: int = 0  # earlier rows not trusted (another model, NaN confidence): labelled again
     ignored_rows: int = 0  # malformed rows in the journal (e.g. edited by hand): kept, not used
+    changed: int = 0  # files whose size or time differ from their row (a reused name): labelled again
+    skipped: int = 0  # files that are not images we read (not our own journal, lock or temp files)
+    skipped_names: tuple[str, ...] = ()  # the first few of them, relative to the folder
+    already_sorted: int = 0  # files found in their class folder (left as they are, not counted above)
 
     @property
     def rate(self) -> float:
@@ -80,21 +106,47 @@ class LabelSummary:
             text += f" [{self.resumed} from an earlier run]"
         if self.relabelled:
             text += f" [{self.relabelled} earlier rows of another model or invalid: labelled again]"
+        if self.changed:
+            text += f" [{self.changed} files changed since their row (a reused name?): labelled again]"
         if self.ignored_rows:
             text += f" [{self.ignored_rows} malformed journal rows ignored, left in the file]"
+        if self.skipped:
+            shown = ", ".join(self.skipped_names)
+            more = (
+                f", and {self.skipped - len(self.skipped_names)} more"
+                if self.skipped > len(self.skipped_names)
+                else ""
+            )
+            text += f" [{self.skipped} files skipped, not a supported image: {shown}{more}]"
+        if self.already_sorted:
+            text += f" [{self.already_sorted} files already sorted, left as they are]"
         return text
 
 
 # --- finding images ------------------------------------------------------------------------------
 
 
-def find_images(folder: str | Path, recursive: bool = False, skip: Iterable[Path] = ()) -> list[Path]:
-    """Files with an image suffix (anything but a folder: special files become error rows),
-    sorted, hidden names skipped; sub-folders without recursion limits, symlinked folders not
-    followed, folders in ``skip`` left out."""
+@dataclass
+class Listing:
+    """The files of a folder: images to label, and every other file (relative names) skipped."""
+
+    images: list[Path]
+    skipped: list[str]
+
+
+def list_folder(
+    folder: str | Path, recursive: bool = False, skip: Iterable[Path] = (), ours: Iterable[Path] = ()
+) -> Listing:
+    """Files with an image suffix (``preprocess.IMAGE_SUFFIXES``; anything but a folder: special
+    files become error rows) and the other files, skipped; both sorted. The tool's own files
+    (``ours``, files named like the default journal or its record/lock, temporary files) are in
+    neither. Sub-folders without recursion limits; hidden and symlinked folders not entered,
+    folders in ``skip`` left out."""
     root = Path(folder)
-    skipped = {_resolved(str(s)) for s in skip}
+    skipped_dirs = {_resolved(str(s)) for s in skip}
+    own = {_resolved(str(p)) for p in ours}
     found: list[Path] = []
+    other: list[Path] = []
     stack = [root]
     while stack:
         d = stack.pop()
@@ -105,18 +157,38 @@ def find_images(folder: str | Path, recursive: bool = False, skip: Iterable[Path
                 raise
             continue
         for e in entries:
-            if e.name.startswith("."):
-                continue
             try:
                 is_dir = e.is_dir()
             except OSError:
                 is_dir = False
             if is_dir:
-                if recursive and not e.is_symlink() and not (skipped and _resolved(e.path) in skipped):
+                if e.name.startswith("."):
+                    continue
+                if (
+                    recursive
+                    and not e.is_symlink()
+                    and not (skipped_dirs and _resolved(e.path) in skipped_dirs)
+                ):
                     stack.append(Path(e.path))
-            elif os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES:
+            elif os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and not e.name.startswith("."):
                 found.append(Path(e.path))
-    return sorted(found, key=lambda p: os.fsencode(p))
+            elif not _is_ours(e.name) and not (own and _resolved(e.path) in own):
+                other.append(Path(e.path))
+    order = lambda p: os.fsencode(p)  # noqa: E731
+    return Listing(sorted(found, key=order), [path_key(p, root) for p in sorted(other, key=order)])
+
+
+_OURS = (JOURNAL_NAME, sidecar_of(Path(JOURNAL_NAME)).name, lock_of(Path(JOURNAL_NAME)).name)
+
+
+def _is_ours(name: str) -> bool:
+    """The default journal, its record and lock, and temporary files the tool writes."""
+    return name in _OURS or name.startswith(TMP_PREFIX) or bool(re.fullmatch(r"\..+\.tmp-\d+", name))
+
+
+def find_images(folder: str | Path, recursive: bool = False, skip: Iterable[Path] = ()) -> list[Path]:
+    """The images ``list_folder`` finds (sorted; hidden names, sub-folders as there)."""
+    return list_folder(folder, recursive, skip).images
 
 
 def _resolved(path: str) -> str:
@@ -146,11 +218,29 @@ def sort_into(
 ) -> list[tuple[Path, Path]]:
     """Copy (or move) labelled files into dest/<label>/ (needs_review rows into dest/needs_review/).
 
-    Never overwrites and never deletes a file because an identical one exists (``placement``);
-    a copy already made by an earlier run (same bytes under the file's name) is not made again,
-    unless ``fresh`` (rows labelled in this run: identical twins are both copied). Error rows
-    and files no longer present are skipped. ``paths`` maps journal keys to files.
+    Never overwrites and never deletes a file unless its bytes are verified elsewhere
+    (``placement``); a copy already made by an earlier run (same bytes under the file's name) is
+    not made again, unless ``fresh`` (rows labelled in this run: identical twins are both copied);
+    a file already in its class folder stays. Error rows and files no longer present are skipped.
+    ``paths`` maps journal keys to files. Labels that would share a folder are refused
+    (PlacementError) before anything is placed.
     """
+    recs = list(records)
+    folders = class_folders(r.label for r in recs if not r.error and not r.needs_review)
+    placed = _sort(recs, folder, dest, move, paths, _cleaned, fresh, folders)
+    return [(p.src, p.dst) for p in placed]
+
+
+def _sort(
+    records: Iterable[LabelRecord],
+    folder: str | Path,
+    dest: str | Path,
+    move: bool,
+    paths: Mapping[str, Path] | None,
+    cleaned: set[Path] | None,
+    fresh: bool,
+    folders: Mapping[str, str],
+) -> list[Placement]:
     root, out = Path(folder), Path(dest)
     pairs = []
     for rec in records:
@@ -159,9 +249,9 @@ def sort_into(
         src = paths.get(rec.path) if paths is not None else path_of_key(root, rec.path)
         if src is None or not src.is_file():
             continue
-        sub = REVIEW_FOLDER if rec.needs_review else sanitize_folder_name(rec.label)
+        sub = REVIEW_FOLDER if rec.needs_review else folders.get(rec.label) or sanitize_folder_name(rec.label)
         pairs.append((src, out / sub))
-    return place_all(pairs, move, _cleaned if _cleaned is not None else set(), fresh)
+    return place_all(pairs, move, cleaned if cleaned is not None else set(), fresh)
 
 
 # --- the resumable local run ---------------------------------------------------------------------
@@ -220,28 +310,42 @@ def run_labeling(
     dest = Path(sort_dest) if sort_dest is not None else None
     cancel = cancel or threading.Event()
     model_id = getattr(clf, "model_id", None) or model_fingerprint(getattr(clf, "path", None))
-    images = find_images(root, recursive, _exclusions(root, dest, clf.classes))
+    check_journal_files(out)
+    listing = list_folder(
+        root, recursive, _exclusions(root, dest, clf.classes), (out, sidecar_of(out), lock_of(out))
+    )
+    images = listing.images
     keys = [path_key(p, root) for p in images]
     by_key = dict(zip(keys, images, strict=True))
+    idents = {k: _identity(p) for k, p in by_key.items()}
 
     with JournalLock(out):
-        found = scan(out)
-        bind_to_folder(out, root, model_id, has_rows=bool(found.records) or found.ignored > 0)
+        found = scan(out, keep=by_key, slim=True)
+        bind_to_folder(out, root, model_id, has_rows=found.rows > 0 or found.ignored > 0)
         if found.cut_at is not None:
-            found = repair_journal(out)
-        done = {r.path: r for r in found.records if is_trusted(r, model_id, clf.classes)}
-        earlier = {r.path for r in found.records}
+            found = repair_journal(out, keep=by_key, slim=True)
+        done, changed = {}, 0
+        for k, r in found.records.items():
+            if is_trusted(r, model_id, clf.classes, idents.get(k)):
+                done[k] = r
+            elif r.identity is not None and idents.get(k) not in (None, r.identity):
+                changed += 1
         todo = [(k, p) for k, p in zip(keys, images, strict=True) if k not in done]
         resumed = len(images) - len(todo)
-        relabelled = sum(1 for k, _ in todo if k in earlier)
-        sorted_files, cleaned, sort_cut = 0, set(), False
+        relabelled = sum(1 for k, _ in todo if k in found.records) - changed
+        folders: dict[str, str] = {}
+        if dest is not None:  # refuse labels that would share a folder before anything is placed
+            folders = class_folders([*clf.classes, *(r.label for r in done.values() if r.source == "human")])
+        placed: list[Placement] = []
+        cleaned: set[Path] = set()
+        sort_cut = False
         if dest is not None and resumed:  # finish sorting what an earlier run labelled
             old = [done[k] for k in keys if k in done]
             for part in chunks(old, max(1, batch_size)):
                 if cancel.is_set():
                     sort_cut = True
                     break
-                sorted_files += len(sort_into(part, root, dest, move, by_key, cleaned))
+                placed += _sort(part, root, dest, move, by_key, cleaned, False, folders)
 
         this_run = 0
         if progress:
@@ -252,12 +356,14 @@ def run_labeling(
         results = run(batches, cancel)
         with JournalWriter(out, sync_every_batch=dest is not None and move) as journal, _closing(results):
             for recs in results:
+                for r in recs:
+                    r.size, r.mtime_ns = idents.get(r.path) or (None, None)
                 journal.append(recs)
                 for r in recs:
                     done[r.path] = r
                 this_run += len(recs)
                 if dest is not None:
-                    sorted_files += len(sort_into(recs, root, dest, move, by_key, cleaned, fresh=True))
+                    placed += _sort(recs, root, dest, move, by_key, cleaned, True, folders)
                 if progress:
                     progress(resumed + this_run, len(images))
                 if cancel.is_set():
@@ -265,6 +371,7 @@ def run_labeling(
         cancelled = cancel.is_set() and (sort_cut or resumed + this_run < len(images))
 
     final = [done[k] for k in keys if k in done]
+    made = sum(1 for p in placed if p.made)
     return LabelSummary(
         out=out,
         total=len(images),
@@ -275,7 +382,22 @@ def run_labeling(
         needs_review=sum(1 for r in final if r.needs_review and not r.error),
         cancelled=cancelled,
         seconds=time.perf_counter() - start,
-        sorted_files=sorted_files,
+        sorted_files=made,
         relabelled=relabelled,
         ignored_rows=found.ignored,
+        changed=changed,
+        skipped=len(listing.skipped),
+        skipped_names=tuple(listing.skipped[:SHOWN_SKIPPED]),
+        already_sorted=len(placed) - made,
     )
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """A file's (size, mtime_ns), of the link itself for a dangling symlink; None if it is gone."""
+    try:
+        return file_identity(os.stat(path))
+    except OSError:
+        try:
+            return file_identity(os.lstat(path))
+        except OSError:
+            return None

@@ -1,14 +1,33 @@
 """Copy or move labelled files into class folders: atomic, verified, never overwriting or deleting.
 
+The rule: **a file is never removed unless its bytes are verified somewhere else that is not
+itself.** A source is unlinked only after its bytes are at a new directory entry in another
+folder: either a hard link we made there (``os.link``: the same inode under a second name, the
+cheap move), or a copy checked against the source (size, and SHA-256 when it replaces the
+source). "Somewhere else" is checked with ``lstat``, never through a symlink: a symlink in the
+class folder, or the source's own directory entry, never counts as a place the bytes are kept,
+and ``os.path.samefile`` (which follows links) is not used at all.
+
+- A file already in its class folder (re-sorting ``sorted/needs_review`` into ``sorted``, or a
+  class folder that is a symlink back to the source folder) stays where it is: nothing is copied,
+  linked or removed.
+- A symlink among the sources is never hard-linked (that would link the link itself, dangling
+  when relative): its target's bytes are copied and checked; ``--move`` then removes the link,
+  never its target.
+- A move whose source cannot be removed (read-only folder) is refused before anything is copied;
+  if the unlink still fails, the copy just made is removed again, so reruns never add copies.
+- A copy made by an earlier run is recognised (a regular file, not a link to the source, with
+  the same bytes under the file's name) and not made again, except for files labelled in this
+  run: two identical photos are kept as ``name.jpg`` and ``name (1).jpg``. A hard link found
+  under the file's name in the class folder counts as a move finished by a killed run.
+- Two different labels never share a folder: ``class_folders`` refuses labels that sanitise to
+  the same name (compared case-insensitively, as on macOS/Windows) or to ``needs_review``.
+
 Every file reaches its final name whole or not at all. A copy is written to a dot-prefixed
-temporary name in the target folder (``.fashion-tmp-<pid>-<token>``), fsync'ed, checked
-(size; SHA-256 too when it replaces a move across file systems) and then hard-linked to a free
-final name (the link fails instead of overwriting; where a file system has no hard links a
-checked ``os.rename`` is used). A move on one file system is a hard link of the source itself.
-The source is removed only after that, never because an identical file already sits in the
-class folder: two identical photos are kept as ``name.jpg`` and ``name (1).jpg``. Temporary
-files of a run that died are removed on the next run. Names are shortened to fit 255 bytes
-with their `` (n)`` suffix.
+temporary name in the target folder (``.fashion-tmp-<pid>-<token>``), fsync'ed, checked and then
+hard-linked to a free final name (the link fails instead of overwriting; where a file system has
+no hard links a checked ``os.rename`` is used). Temporary files of a run that died are removed on
+the next run. Names are shortened to fit 255 bytes with their `` (n)`` suffix.
 """
 
 from __future__ import annotations
@@ -19,7 +38,10 @@ import os
 import re
 import secrets
 import shutil
+import stat
+import unicodedata
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from fashion_edge.runtime.journal import LabelingError, fsync_dir
@@ -29,6 +51,7 @@ MAX_NAME_BYTES = 255
 SUFFIX_ROOM = len(" (99999)")
 WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
 NO_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
+REVIEW_FOLDER = "needs_review"
 
 
 class PlacementError(LabelingError):
@@ -46,6 +69,32 @@ def sanitize_folder_name(label: str) -> str:
     if name.split(".")[0].upper() in WINDOWS_RESERVED:
         name = "_" + name
     return name[:100]
+
+
+def _folder_key(name: str) -> str:
+    """Names a case-insensitive or normalising file system (macOS, Windows) treats as one."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def class_folders(labels: Iterable[str]) -> dict[str, str]:
+    """{label: folder name} for sorting; PlacementError (one line) when two labels would share a
+    folder after sanitising (``Watches`` and ``Watches.``; ``Bags`` and ``bags``) or a label would
+    land in the review folder (``needs_review.``)."""
+    folders: dict[str, str] = {}
+    owner = {_folder_key(REVIEW_FOLDER): None}
+    for label in dict.fromkeys(labels):
+        name = sanitize_folder_name(label)
+        key = _folder_key(name)
+        if key in owner:
+            other = owner[key]
+            whose = "the review pile" if other is None else repr(other)
+            raise PlacementError(
+                f"labels {label!r} and {whose} would share the folder {name!r}: "
+                "rename one of them (e.g. in the adapter) to sort"
+            )
+        owner[key] = label
+        folders[label] = name
+    return folders
 
 
 def _shorten(text: str, max_bytes: int) -> str:
@@ -108,19 +157,24 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _samefile(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def _inode(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def same_folder(a: Path, b: Path) -> bool:
+    """Are two paths the same folder (through symlinks too)? False when either is missing."""
+    try:
+        return _inode(os.stat(a)) == _inode(os.stat(b))
+    except OSError:
+        return False
 
 
 def copy_bytes(src: Path, dst_fd: int) -> None:
@@ -171,30 +225,86 @@ def _link_free_name(source: Path, folder: Path, name: str) -> Path:
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a file ended up; ``made`` is False when nothing was copied or moved (it was already
+    in its folder, or an earlier run's copy was found)."""
+
+    src: Path
+    dst: Path
+    made: bool
+
+
+def _unlink_source(src: Path, dst: Path, folder: Path, made_now: bool) -> None:
+    """Remove ``src`` now that its bytes are at ``dst``; if that fails, remove ``dst`` again when
+    this call made it (a copy or a second link: ``src`` still holds the bytes), so that a rerun
+    finds no duplicate."""
+    fsync_dir(folder)
+    try:
+        src.unlink()
+    except OSError:
+        if made_now:
+            dst.unlink(missing_ok=True)
+        raise
+    fsync_dir(src.parent)
+
+
+def _check_removable(src: Path) -> None:
+    if not os.access(src.parent, os.W_OK):
+        raise OSError(errno.EACCES, "its folder is read-only; use --copy", str(src))
+
+
+def _moved_by_killed_run(src_st: os.stat_result, folder: Path, name: str) -> Path | None:
+    """A hard link of the source under the file's name in ``folder``: a move whose unlink a kill
+    interrupted. Only a regular file (not a symlink) with the source's inode counts."""
+    for dst in candidates(folder, name):
+        try:
+            st = os.lstat(dst)
+        except FileNotFoundError:
+            return None
+        if stat.S_ISREG(st.st_mode) and _inode(st) == _inode(src_st):
+            return dst
+    return None
+
+
 def place(src: Path, folder: Path, move: bool = False) -> Path:
-    """Copy (or move) ``src`` into ``folder`` under a free name; returns the final path."""
+    """Copy (or move) ``src`` into ``folder`` under a free name; returns the final path
+    (``src`` itself when it already is in ``folder``)."""
+    return _place(src, folder, move).dst
+
+
+def _place(src: Path, folder: Path, move: bool) -> Placement:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        size = src.stat().st_size
+        if same_folder(src.parent, folder):  # already sorted: leave it where it is
+            return Placement(src, src, False)
+        lst = os.lstat(src)
+        is_link = stat.S_ISLNK(lst.st_mode)
+        st = os.stat(src) if is_link else lst
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(src))
         if move:
-            for dst in candidates(folder, src.name):  # linked by a run killed before the unlink
-                if not os.path.lexists(dst):
-                    break
-                if _samefile(src, dst):
-                    src.unlink()
-                    fsync_dir(src.parent)
-                    return dst
+            _check_removable(src)
+        if move and not is_link:
+            done = _moved_by_killed_run(lst, folder, src.name)
+            if done is not None:
+                _unlink_source(src, done, folder, made_now=False)
+                return Placement(src, done, True)
             try:
                 dst = _link_free_name(src, folder, src.name)
             except OSError as e:
                 if e.errno not in NO_LINK:
                     raise
             else:
-                if _samefile(src, dst):
+                if os.path.lexists(src):  # linked (not renamed): the same inode, a new entry
+                    new = os.lstat(dst)
+                    if not (stat.S_ISREG(new.st_mode) and _inode(new) == _inode(lst)):
+                        raise OSError(errno.EIO, "the new link is not the source", str(dst))
+                    _unlink_source(src, dst, folder, made_now=True)
+                else:
                     fsync_dir(folder)
-                    src.unlink()
                     fsync_dir(src.parent)
-                return dst
+                return Placement(src, dst, True)
         tmp = _write_temp(src, folder, verify_hash=move)
         try:
             dst = _link_free_name(tmp, folder, src.name)
@@ -202,12 +312,12 @@ def place(src: Path, folder: Path, move: bool = False) -> Path:
             if tmp.exists():
                 tmp.unlink()
         fsync_dir(folder)
-        if dst.stat().st_size != size:
-            raise OSError(errno.EIO, f"{dst}: size differs from its source after the copy")
+        new = os.lstat(dst)
+        if not stat.S_ISREG(new.st_mode) or new.st_size != st.st_size or _inode(new) == _inode(st):
+            raise OSError(errno.EIO, "the copy differs from its source", str(dst))
         if move:
-            src.unlink()
-            fsync_dir(src.parent)
-        return dst
+            _unlink_source(src, dst, folder, made_now=True)
+        return Placement(src, dst, True)
     except PlacementError:
         raise
     except OSError as e:
@@ -218,16 +328,23 @@ def place(src: Path, folder: Path, move: bool = False) -> Path:
 
 
 def already_copied(src: Path, folder: Path) -> Path | None:
-    """An earlier copy of ``src`` in ``folder``: a candidate name with the same bytes."""
+    """An earlier copy of ``src`` in ``folder``: a regular file under a candidate name (not a
+    symlink, not the source's own inode) with the same bytes."""
     try:
-        size = src.stat().st_size
+        st = os.stat(src)
     except OSError:
         return None
     for dst in candidates(folder, src.name):
-        if not os.path.lexists(dst):
-            return None
         try:
-            if dst.stat().st_size == size and _same_bytes(src, dst):
+            d = os.lstat(dst)
+        except FileNotFoundError:
+            return None
+        except OSError:
+            continue
+        if not stat.S_ISREG(d.st_mode) or d.st_size != st.st_size or _inode(d) == _inode(st):
+            continue
+        try:
+            if _same_bytes(src, dst):
                 return dst
         except OSError:
             continue
@@ -246,22 +363,22 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 def place_all(
     pairs: Iterable[tuple[Path, Path]], move: bool, cleaned: set[Path], fresh: bool = False
-) -> list[tuple[Path, Path]]:
+) -> list[Placement]:
     """Place (source, target folder) pairs; leftovers are cleaned once per folder (``cleaned``).
 
     A copy is skipped when the folder already holds the same bytes under the file's name (made by
     an earlier run), unless ``fresh`` (files labelled just now: an identical file there is a twin,
-    and is kept as ``name (1)``).
+    and is kept as ``name (1)``). A file already in its target folder stays as it is.
     """
     done = []
     for src, folder in pairs:
         if folder not in cleaned:
             clean_leftovers(folder)
             cleaned.add(folder)
-        if not move and not fresh:
+        if not move and not fresh and not same_folder(src.parent, folder):
             prior = already_copied(src, folder)
             if prior is not None:
-                done.append((src, prior))
+                done.append(Placement(src, prior, False))
                 continue
-        done.append((src, place(src, folder, move)))
+        done.append(_place(src, folder, move))
     return done

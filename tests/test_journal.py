@@ -106,11 +106,12 @@ def test_rows_of_another_model_or_with_nan_are_labelled_again(clf, model, tmp_pa
     a = folder_of(tmp_path / "A", {"a.png": 0, "b.png": 1, "c.png": 2, "d.png": 0})
     fp = model_fingerprint(model)
     assert len(fp) == 16
+    st = (a / "d.png").stat()
     append_records(a / JOURNAL_NAME, [
         LabelRecord("a.png", "Watches", 0.99, [("Watches", 0.99)], model="0123456789abcdef"),  # other model
         LabelRecord("b.png", "Watches", float("nan"), [("Watches", float("nan"))], model=fp),  # broken
         LabelRecord("c.png", "Watches", 1.0, [], source="human"),  # a person's label: kept
-        LabelRecord("d.png", "Tshirts", 0.9, [("Tshirts", 0.9)], model=fp),  # valid: kept
+        LabelRecord("d.png", "Tshirts", 0.9, [("Tshirts", 0.9)], model=fp, size=st.st_size, mtime_ns=st.st_mtime_ns),
     ])  # fmt: skip
     s = run_labeling(a, clf)
     assert (s.resumed, s.this_run, s.relabelled) == (2, 2, 2)

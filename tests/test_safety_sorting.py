@@ -1,0 +1,441 @@
+"""Nothing lost, ever (issue 22, sorting and journal half): each test is the attack, run through
+the real CLI on small generated images, and checks by SHA-256 that every photo still exists."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import hashlib
+import os
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import pytest
+
+from fashion_edge.runtime import load
+from fashion_edge.runtime.journal import FIELDS, MODEL_FIELDS, LabelRecord, append_records, scan
+from fashion_edge.runtime.journal_guard import model_fingerprint
+from fashion_edge.runtime.label_cli import main
+from fashion_edge.runtime.labeling import JOURNAL_NAME, read_labels, run_labeling
+from tests.onnx_tiny import colour_image, make_tiny_models
+
+OURS = {JOURNAL_NAME, JOURNAL_NAME + ".meta.json", JOURNAL_NAME + ".lock"}
+needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+
+
+@pytest.fixture(scope="module")
+def model() -> Path:
+    return make_tiny_models(tflite=False)["onnx_int8"]
+
+
+@pytest.fixture(scope="module")
+def clf(model):
+    return load(model, threads=1)
+
+
+def image(colour: int, suffix: str = ".png", strength: int = 200) -> bytes:
+    ok, buf = cv2.imencode(suffix, cv2.cvtColor(colour_image(colour, strength=strength), cv2.COLOR_RGB2BGR))
+    assert ok
+    return buf.tobytes()
+
+
+def photos(folder: Path, n: int = 5) -> Path:
+    """n different images, colours 0, 1, 2, 0, 1... (Tshirts, Watches, Casual Shoes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (folder / f"IMG_{i:04d}.png").write_bytes(image(i % 3, strength=150 + i))
+    return folder
+
+
+def digests(root: Path) -> Counter[str]:
+    """SHA-256 of every regular file under root (symlinks not followed), the tool's own files aside."""
+    out: Counter[str] = Counter()
+    for dirpath, _, names in os.walk(root):
+        for name in names:
+            p = Path(dirpath, name)
+            if name not in OURS and not p.is_symlink() and p.is_file():
+                out[hashlib.sha256(p.read_bytes()).hexdigest()] += 1
+    return out
+
+
+def files(root: Path) -> list[str]:
+    return sorted(
+        p.relative_to(root).as_posix()
+        for p in root.rglob("*")
+        if (p.is_file() or p.is_symlink()) and p.name not in OURS
+    )
+
+
+def cli(model: Path, *args: object) -> int:
+    return main([*(str(a) for a in args), "--model", str(model)])
+
+
+# --- 1. re-sorting a sorted folder with --move keeps every file -----------------------------------
+
+
+def test_re_sorting_the_review_pile_with_move_keeps_every_file(model, tmp_path, capsys):
+    src, out = photos(tmp_path / "src"), tmp_path / "sorted"
+    before = digests(src)
+    assert cli(model, src, "--sort-into", out, "--move", "--review-below", "1.0") == 0  # all to review
+    assert len(files(out / "needs_review")) == 5
+    # the review pile again: still for review (already there), then, as after learning, its classes
+    for journal, review_below in (("first.csv", "1.0"), ("second.csv", "0.0")):
+        capsys.readouterr()
+        args = ("--move", "--review-below", review_below, "--out", tmp_path / journal)
+        assert cli(model, out / "needs_review", "--sort-into", out, *args) == 0
+        assert digests(src) + digests(out) == before
+    assert "moved 5 files" in capsys.readouterr().out
+    assert files(out / "needs_review") == []
+    assert len(files(out)) == 5
+
+
+@pytest.mark.parametrize("mode", ["--move", "--copy"])
+def test_re_sorting_a_class_folder_into_its_own_parent_keeps_it_as_it_is(model, tmp_path, capsys, mode):
+    src, out = photos(tmp_path / "src"), tmp_path / "sorted"
+    assert cli(model, src, "--sort-into", out, "--move") == 0
+    before, layout = digests(tmp_path), files(out)
+    for _ in range(3):  # --copy into its own folder used to grow it 5 -> 10 -> 20
+        assert cli(model, out / "Watches", "--sort-into", out, mode) == 0
+        assert digests(tmp_path) == before and files(out) == layout
+    assert f"{'moved' if mode == '--move' else 'copied'} 0 files" in capsys.readouterr().out
+
+
+def test_a_class_folder_that_is_a_symlink_to_the_source_loses_nothing(model, tmp_path):
+    src, out = photos(tmp_path / "src"), tmp_path / "sorted"
+    out.mkdir()
+    for name in ("Tshirts", "Watches", "Casual Shoes"):
+        os.symlink(src, out / name)  # every class folder is the source folder itself
+    before = digests(src)
+    assert cli(model, src, "--sort-into", out, "--move") == 0
+    assert digests(src) == before and len(files(src)) == 5
+
+
+# --- 2. a symlink in the destination never stands for the file -----------------------------------
+
+
+def test_a_symlink_to_the_source_in_the_class_folder_does_not_delete_it(model, tmp_path):
+    src, out = tmp_path / "src", tmp_path / "sorted"
+    src.mkdir()
+    (src / "x.png").write_bytes(image(1))  # a watch
+    (out / "Watches").mkdir(parents=True)
+    os.symlink(src / "x.png", out / "Watches" / "x.png")
+    before = digests(tmp_path)
+    assert cli(model, src, "--sort-into", out, "--move") == 0
+    assert digests(tmp_path) == before  # the bytes are in a regular file somewhere
+    assert not (out / "Watches" / "x (1).png").is_symlink()
+    assert (out / "Watches" / "x (1).png").read_bytes() == image(1)
+
+
+def test_a_hard_link_the_user_made_in_the_class_folder_keeps_the_bytes(model, tmp_path):
+    src, out = tmp_path / "src", tmp_path / "sorted"
+    src.mkdir()
+    (src / "x.png").write_bytes(image(1))
+    (out / "Watches").mkdir(parents=True)
+    os.link(src / "x.png", out / "Watches" / "x.png")  # like a move killed before its unlink
+    assert cli(model, src, "--sort-into", out, "--move") == 0
+    assert files(tmp_path) == ["sorted/Watches/x.png"]
+    assert (out / "Watches" / "x.png").read_bytes() == image(1)
+
+
+# --- 3. related: sources that cannot be removed, symlinked sources, honest counts ---------------
+
+
+@pytest.mark.parametrize("same_fs", [True, False])
+def test_a_source_that_cannot_be_removed_is_not_copied_again_on_every_run(
+    model, tmp_path, capsys, monkeypatch, same_fs
+):
+    src, out = photos(tmp_path / "src", 2), tmp_path / "sorted"
+    before = digests(tmp_path)
+    real_unlink, real_link, real_rename = os.unlink, os.link, os.rename
+
+    def read_only(path, *a, **kw):  # what a read-only folder does to its photos (root ignores modes)
+        if Path(path).parent == src and Path(path).suffix == ".png":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_unlink(path, *a, **kw)
+
+    def other_fs(real):  # no link or rename from the sources' file system
+        def call(a, b, *args, **kw):
+            if Path(a).parent == src:
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            return real(a, b, *args, **kw)
+
+        return call
+
+    monkeypatch.setattr(os, "unlink", read_only)
+    if not same_fs:
+        monkeypatch.setattr(os, "link", other_fs(real_link))
+        monkeypatch.setattr(os, "rename", other_fs(real_rename))
+    for _ in range(3):
+        assert cli(model, src, "--sort-into", out, "--move") == 2
+        err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("fashion-label")]
+        assert len(err) == 1 and "src/IMG_0000.png: cannot move IMG_0000.png (Permission denied)" in err[0]
+        assert digests(tmp_path) == before  # no copy left behind, none added
+        assert files(src) == ["IMG_0000.png", "IMG_0001.png"]
+
+
+def test_a_read_only_source_folder_is_refused_before_copying(model, tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root ignores folder modes (the monkeypatched test above covers it)")
+    src, out = photos(tmp_path / "src", 2), tmp_path / "sorted"
+    src.chmod(0o555)
+    try:
+        assert cli(model, src, "--sort-into", out, "--move", "--out", tmp_path / "j.csv") == 2
+        assert "read-only" in capsys.readouterr().err and files(out) == []
+    finally:
+        src.chmod(0o755)
+
+
+@pytest.mark.parametrize("mode", ["--move", "--copy"])
+def test_a_relative_symlink_source_gives_a_real_file_and_keeps_its_target(model, tmp_path, mode):
+    src, out, elsewhere = tmp_path / "src", tmp_path / "sorted", tmp_path / "elsewhere"
+    src.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "real.png").write_bytes(image(1))
+    os.symlink("../elsewhere/real.png", src / "link.png")
+    assert cli(model, src, "--sort-into", out, mode) == 0
+    placed = out / "Watches" / "link.png"
+    assert not placed.is_symlink() and placed.read_bytes() == image(1)
+    assert (elsewhere / "real.png").read_bytes() == image(1)
+    assert (src / "link.png").is_symlink() == (mode == "--copy")  # --move removes the link, not its target
+
+
+def test_a_symlink_in_the_class_folder_is_not_an_earlier_copy(model, tmp_path, capsys):
+    src, out = photos(tmp_path / "src", 2), tmp_path / "sorted"
+    assert cli(model, src, "--sort-into", out) == 0
+    (out / "Watches" / "IMG_0001.png").unlink()
+    os.symlink(src / "IMG_0001.png", out / "Watches" / "IMG_0001.png")  # a link, not a copy
+    capsys.readouterr()
+    assert cli(model, src, "--sort-into", out) == 0
+    assert "copied 1 files" in capsys.readouterr().out
+    copy = out / "Watches" / "IMG_0001 (1).png"
+    assert not copy.is_symlink() and copy.read_bytes() == (src / "IMG_0001.png").read_bytes()
+
+
+def test_a_second_copy_run_says_it_copied_nothing(model, tmp_path, capsys):
+    src, out = photos(tmp_path / "src", 4), tmp_path / "sorted"
+    assert cli(model, src, "--sort-into", out) == 0
+    assert "copied 4 files" in capsys.readouterr().out
+    assert cli(model, src, "--sort-into", out) == 0
+    text = capsys.readouterr().out
+    assert "copied 0 files" in text and "4 files already sorted" in text
+    assert len(files(out)) == 4
+
+
+# --- 4. a reused name is labelled again -----------------------------------------------------------
+
+
+def test_a_reused_name_in_a_daily_inbox_is_labelled_again(model, tmp_path, capsys):
+    inbox, out = tmp_path / "inbox", tmp_path / "sorted"
+    inbox.mkdir()
+    photo = inbox / "IMG_0001.bmp"  # BMP: the next photo has exactly the same size
+    photo.write_bytes(image(1, ".bmp"))  # day 1: a watch
+    assert cli(model, inbox, "--sort-into", out, "--move") == 0
+    assert files(out) == ["Watches/IMG_0001.bmp"]
+    photo.write_bytes(image(0, ".bmp"))  # day 2: a T-shirt under the same name, the same size
+    st = photo.stat()
+    os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    capsys.readouterr()
+    assert cli(model, inbox, "--sort-into", out, "--move") == 0
+    text = capsys.readouterr().out
+    assert "from an earlier run" not in text and "1 files changed since their row" in text
+    assert files(out) == ["Tshirts/IMG_0001.bmp", "Watches/IMG_0001.bmp"]
+    assert (out / "Tshirts" / "IMG_0001.bmp").read_bytes() == image(0, ".bmp")
+    row = read_labels(inbox / JOURNAL_NAME)["IMG_0001.bmp"]
+    assert row.label == "Tshirts" and row.identity == (st.st_size, st.st_mtime_ns + 10**9)
+
+
+def test_an_unchanged_file_is_still_resumed(clf, tmp_path):
+    src = photos(tmp_path / "src", 3)
+    assert run_labeling(src, clf).this_run == 3
+    s = run_labeling(src, clf)
+    assert (s.resumed, s.this_run, s.changed) == (3, 0, 0)
+
+
+def test_an_old_journal_without_identity_is_read_and_its_model_rows_labelled_again(clf, model, tmp_path):
+    src = photos(tmp_path / "src", 3)
+    fp = model_fingerprint(model)
+    with open(src / JOURNAL_NAME, "w", newline="", encoding="utf-8") as f:  # as version 8-column wrote it
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(MODEL_FIELDS)
+        w.writerow(["IMG_0000.png", "Watches", "0.9", "Watches:0.9", "0", "", "model", fp])
+        w.writerow(["IMG_0001.png", "Casual Shoes", "1.0", "", "0", "", "human", ""])  # a person's: kept
+    s = run_labeling(src, clf)
+    assert (s.resumed, s.this_run) == (1, 2)
+    with open(src / JOURNAL_NAME, newline="", encoding="utf-8") as f:
+        assert next(csv.reader(f)) == FIELDS  # header upgraded, old rows kept as they were
+    got = read_labels(src / JOURNAL_NAME)
+    assert got["IMG_0000.png"].label == "Tshirts" and got["IMG_0000.png"].identity is not None
+    assert got["IMG_0001.png"].source == "human"
+
+
+# --- 6. every file is labelled or named as skipped ------------------------------------------------
+
+
+def test_files_that_are_not_images_are_named_counted_and_left_in_place(model, tmp_path, capsys):
+    src, out = photos(tmp_path / "src", 1), tmp_path / "sorted"
+    others = ["IMG_0002.heic", "b.avif", "c.jfif", "d.gif", "noext", "notes.txt", ".DS_Store"]
+    for name in others:
+        (src / name).write_bytes(b"not decodable here")
+    before = digests(src)
+    assert cli(model, src, "--sort-into", out, "--move") in (0, 1)  # 1: error rows, once HEIC etc. are read
+    text = capsys.readouterr().out
+    rows = read_labels(src / JOURNAL_NAME)
+    skipped = sorted(n for n in others if n not in rows)  # every file: a row, or named as skipped
+    assert {"noext", "notes.txt", ".DS_Store"} <= set(skipped)
+    assert f"[{len(skipped)} files skipped, not a supported image: {', '.join(skipped[:5])}" in text
+    assert all((src / n).exists() for n in skipped)  # not moved
+    assert digests(src) + digests(out) == before
+    capsys.readouterr()
+    assert cli(model, src) in (0, 1)  # the journal, its record and lock are ours: not counted
+    assert f"[{len(skipped)} files skipped" in capsys.readouterr().out
+
+
+def test_the_summary_names_the_first_few_skipped_files_and_counts_the_rest(clf, tmp_path):
+    src = photos(tmp_path / "src", 1)
+    for i in range(8):
+        (src / f"note{i}.txt").write_text("x")
+    s = run_labeling(src, clf)
+    assert s.skipped == 8 and s.skipped_names == tuple(f"note{i}.txt" for i in range(5))
+    assert "[8 files skipped, not a supported image: note0.txt" in s.line() and "and 3 more" in s.line()
+
+
+# --- 7. two labels never share a folder -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("classes", "clash"),
+    [
+        (("Watches", "Watches.", "Casual Shoes"), "'Watches.' and 'Watches'"),
+        (("Tshirts", "needs_review.", "Casual Shoes"), "'needs_review.' and the review pile"),
+    ],
+)
+def test_labels_that_collapse_to_one_folder_are_refused_before_sorting(tmp_path, capsys, classes, clash):
+    m = make_tiny_models(classes=classes, tflite=False)["onnx_int8"]
+    src, out = photos(tmp_path / "src", 3), tmp_path / "sorted"
+    before = digests(src)
+    assert cli(m, src, "--sort-into", out, "--move") == 2
+    err = capsys.readouterr().err.strip()
+    assert clash in err and "would share the folder" in err and len(err.splitlines()) == 1
+    assert digests(src) == before and files(out) == []
+    assert cli(m, src) == 0  # labelling alone is fine
+
+
+def test_a_person_s_label_differing_only_in_case_is_refused_before_sorting(model, tmp_path, capsys):
+    src, out = photos(tmp_path / "src", 2), tmp_path / "sorted"
+    append_records(src / JOURNAL_NAME, [LabelRecord("IMG_0000.png", "watches", 1.0, [], source="human")])
+    err = _refused(model, capsys, src, "--sort-into", out, "--move")
+    assert "'watches' and 'Watches'" in err and "would share the folder" in err  # one folder on macOS/Windows
+    assert files(out) == [] and len(files(src)) == 2
+
+
+# --- 8, 9, 13. journal files that are not regular files -------------------------------------------
+
+
+def _refused(model: Path, capsys, *args: object) -> str:
+    assert cli(model, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+@needs_fifo
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("which", ["journal", "record", "lock"])
+def test_a_fifo_as_the_journal_its_record_or_its_lock_is_refused_without_blocking(
+    model, tmp_path, capsys, which
+):
+    src = photos(tmp_path / "src", 1)
+    journal = tmp_path / "elsewhere" / "j.csv"
+    journal.parent.mkdir()
+    target = {"journal": journal, "record": Path(f"{journal}.meta.json"), "lock": Path(f"{journal}.lock")}[
+        which
+    ]
+    os.mkfifo(target)
+    err = _refused(model, capsys, src, "--out", journal)
+    assert str(target) in err and "FIFO" in err
+
+
+@needs_fifo
+@pytest.mark.timeout(20)
+def test_a_fifo_as_the_default_journal_in_the_folder_is_refused(model, tmp_path, capsys):
+    src = photos(tmp_path / "src", 1)
+    os.mkfifo(src / JOURNAL_NAME)
+    assert "FIFO" in _refused(model, capsys, src)
+
+
+@pytest.mark.timeout(20)
+def test_dev_zero_as_the_journal_is_refused_without_reading(model, tmp_path, capsys):
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("needs /dev/zero")
+    src = photos(tmp_path / "src", 1)
+    os.symlink("/dev/zero", src / JOURNAL_NAME)
+    tracemalloc.start()
+    try:
+        assert "character device" in _refused(model, capsys, src)
+        assert tracemalloc.get_traced_memory()[1] < 50 * 2**20
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_journal_symlinked_to_a_missing_path_is_refused_not_created(model, tmp_path, capsys):
+    src = photos(tmp_path / "src", 1)
+    outside = tmp_path / "outside" / "stolen.csv"
+    outside.parent.mkdir()
+    os.symlink(outside, src / JOURNAL_NAME)
+    assert "symlink to a missing path" in _refused(model, capsys, src)
+    assert not outside.exists()
+
+
+@needs_fifo
+@pytest.mark.timeout(30)
+def test_a_fifo_journal_through_a_subprocess_ends_at_once(model, tmp_path):
+    src = photos(tmp_path / "src", 1)
+    os.mkfifo(src / JOURNAL_NAME)
+    cmd = [sys.executable, "-m", "fashion_edge.runtime.label_cli", str(src), "--model", str(model)]
+    t0 = time.monotonic()
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=25)
+    assert done.returncode == 2 and "FIFO" in done.stderr and "Traceback" not in done.stderr
+    assert time.monotonic() - t0 < 25
+
+
+# --- 11, 12. a big or hostile journal is streamed -------------------------------------------------
+
+
+def test_a_journal_of_many_rows_is_streamed_in_bounded_memory(clf, tmp_path):
+    src = photos(tmp_path / "src", 2)
+    journal = src / JOURNAL_NAME
+    assert run_labeling(src, clf).this_run == 2
+    row = (
+        "old/IMG_{:07d}.jpg,Watches,0.9000,Watches:0.9000|Tshirts:0.0500,0,,model,0123456789abcdef,12345,1\n"
+    )
+    with open(journal, "a", encoding="utf-8") as f:
+        for start in range(0, 200_000, 10_000):
+            f.write("".join(row.format(i) for i in range(start, start + 10_000)))
+    size = journal.stat().st_size
+    tracemalloc.start()
+    try:
+        found = scan(journal, keep={"IMG_0000.png", "IMG_0001.png"}, slim=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert found.rows == 200_002 and set(found.records) == {"IMG_0000.png", "IMG_0001.png"}
+    assert peak < size / 4, f"peak {peak} bytes for a {size}-byte journal"
+    s = run_labeling(src, clf)
+    assert (s.resumed, s.this_run) == (2, 0)
+
+
+def test_a_deeply_nested_or_huge_jsonl_line_is_ignored_without_a_traceback(model, tmp_path, capsys):
+    src = photos(tmp_path / "src", 2)
+    journal = tmp_path / "j.jsonl"
+    assert cli(model, src, "--out", journal) == 0
+    with open(journal, "a", encoding="utf-8") as f:
+        f.write("[" * 200_000 + "\n")
+        f.write('{"path": "' + "x" * (3 << 20) + '"}\n')  # longer than any journal line
+    capsys.readouterr()
+    assert cli(model, src, "--out", journal) == 0
+    assert "[2 malformed journal rows ignored" in capsys.readouterr().out
