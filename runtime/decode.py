@@ -4,9 +4,12 @@
 non-blocking open that is checked again), reads at most ``MAX_FILE_BYTES``, reads the header
 (Pillow, no pixels decoded) to refuse decompression bombs, and then decodes with OpenCV. A JPEG
 is decoded with libjpeg's DCT scaling (1/2, 1/4, 1/8) when the reduced image still covers
-``MARGIN`` x ``min_size`` in both dimensions; EXIF orientation is applied either way. Other
-formats are decoded at full size. Training's cache, the runtime, ``fashion-label`` and the
-app's thumbnails all read images through here.
+``MARGIN`` x ``min_size`` in both dimensions. Other formats are decoded at full size; HEIC/HEIF
+(which OpenCV cannot read) through Pillow with ``pillow-heif``. EXIF orientation is applied for
+every format that carries it (JPEG, PNG, WebP, AVIF, TIFF; HEIC is rotated by libheif). A file
+larger than ``HEAD_BYTES`` must start like an image before the rest of it is read, and a JPEG
+with more than ``MAX_JPEG_SCANS`` scans is refused before decoding. Training's cache, the
+runtime, ``fashion-label`` and the app's thumbnails all read images through here.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fashion_edge.runtime.safe_file import UnsafeFileError, read_bounded
+from fashion_edge.runtime.safe_file import UnsafeFileError, open_regular, read_bounded
+
+try:  # HEIC/HEIF (iPhone photos): a base dependency; without it such files get a one-line reason
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    HEIF_SUPPORTED = True
+except ImportError:  # pragma: no cover (pillow-heif is in the base dependencies)
+    HEIF_SUPPORTED = False
 
 MAX_PIXELS = 100_000_000  # refuse images whose header says more pixels than this (decompression bombs)
 MAX_FILE_BYTES = 200 * 2**20  # never read more than this from one file (bounded reads)
@@ -43,6 +54,13 @@ SERIAL_DECODE_BYTES = 32 * 2**20  # decodes larger than this run one at a time (
 # inputs; 3 would decode them at 1/4 for 160x120 (16 % slower decode).
 MARGIN = 2.0
 JPEG_SCALES = (8, 4, 2)  # libjpeg-turbo IDCT scaling, largest first
+# A progressive JPEG is decoded once per scan over the whole image: 40,000 empty scans in a 1.2 MB
+# file took 48 s of CPU. Normal progressive files have about 10 scans (libjpeg's default script),
+# at most ~20; libjpeg's own ``-maxscans`` guards the same way.
+MAX_JPEG_SCANS = 100
+HEAD_BYTES = 64 * 2**10  # a file larger than this must start like an image before the rest is read
+PILLOW_FORMATS = ("HEIF",)  # decoded by Pillow (OpenCV has no decoder); already rotated by libheif
+ORIENTED_BY_OPENCV = ("JPEG", "TIFF")  # OpenCV applies their orientation itself (JPEG: not IMREAD_UNCHANGED)
 _REDUCED_FLAGS = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 _SERIAL = threading.Lock()
 
@@ -64,13 +82,75 @@ class Header:
     bytes_per_pixel: int  # of a full decode by OpenCV (IMREAD_UNCHANGED; 3 for JPEG)
     progressive: bool = False
     transposed: bool = False  # EXIF orientation 5..8 swaps width and height
+    orientation: int = 1  # EXIF orientation still to apply after OpenCV's decode (1: none)
+
+
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
+_AVIF_BRANDS = (b"avif", b"avis")
+
+
+def image_kind(head: bytes) -> str | None:
+    """The image format the first bytes of a file announce (JPEG, PNG, GIF, BMP, WEBP, TIFF, AVIF,
+    HEIF, PNM), or None: used to sniff names without an extension and large files before reading."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head.startswith(b"BM"):
+        return "BMP"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    if head[4:8] == b"ftyp":
+        size = int.from_bytes(head[:4], "big")
+        brands = [head[8:12]] + [head[i : i + 4] for i in range(16, min(size, len(head), 64), 4)]
+        if any(b in _AVIF_BRANDS for b in brands):
+            return "AVIF"
+        if any(b in _HEIF_BRANDS for b in brands):
+            return "HEIF"
+    if len(head) >= 3 and head[0:1] == b"P" and head[1:2] in b"1234567" and head[2:3].isspace():
+        return "PNM"
+    return None
+
+
+def sniff_image(path: str | Path) -> str | None:
+    """``image_kind`` of a file's first 64 bytes; None for a non-image or anything unreadable
+    (regular files only: a FIFO or device is never opened for reading)."""
+    try:
+        with open_regular(path) as f:
+            return image_kind(f.read(64))
+    except (UnsafeFileError, OSError):
+        return None
+
+
+def _check_head(head: bytes) -> None:
+    """Before the rest of a large file is read: it must start like an image, and if its header
+    already tells the size, not a decompression bomb."""
+    if image_kind(head) is None:
+        raise ImageError(
+            "not an image (the file does not start like JPEG, PNG, WebP, GIF, HEIC, AVIF, TIFF or BMP)"
+        )
+    try:
+        with Image.open(io.BytesIO(head)) as im:
+            w, h = im.size
+    except Image.DecompressionBombError:
+        w, h = MAX_PIXELS + 1, 1
+    except Exception:  # noqa: BLE001 (the header lies beyond the prefix: judged after the full read)
+        return
+    if w * h > MAX_PIXELS:
+        raise ImageError(f"image too large ({w}x{h} pixels, limit {MAX_PIXELS:,})")
 
 
 def read_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
     """The bytes of a regular file (symlinks followed), at most ``max_bytes``; ImageError otherwise
-    (``safe_file.read_bounded``: FIFOs, devices and sockets are refused without blocking)."""
+    (``safe_file.read_bounded``: FIFOs, devices and sockets are refused without blocking). A file
+    larger than ``HEAD_BYTES`` is refused after its first ``HEAD_BYTES`` if it does not start like
+    an image or its header says it is a bomb (small files are read in one go, as before)."""
     try:
-        return read_bounded(path, max_bytes)
+        return read_bounded(path, max_bytes, head=_check_head, head_bytes=HEAD_BYTES)
     except UnsafeFileError as e:
         text = str(e)
         raise ImageError("is a folder, not an image" if text == "is a folder" else text) from None
@@ -80,6 +160,8 @@ def read_header(data: bytes) -> Header:
     """Format and size from the header (no pixels decoded); ImageError for bombs and non-images."""
     if not data:
         raise ImageError("empty file (0 bytes)")
+    if image_kind(data[:64]) == "HEIF" and not HEIF_SUPPORTED:
+        raise ImageError("HEIC/HEIF image: this install cannot decode it (pillow-heif is missing)")
     try:
         with Image.open(io.BytesIO(data)) as im:
             w, h = im.size
@@ -89,9 +171,12 @@ def read_header(data: bytes) -> Header:
             if fmt == "JPEG":
                 transposed = _orientation(im) in (5, 6, 7, 8)
                 return Header(fmt, w, h, 3, bool(im.info.get("progressive")), transposed)
-            raw = str(im.tile[0][3] if im.tile and isinstance(im.tile[0][3], str) else im.mode)
+            tile = im.tile[0][3] if im.tile and len(im.tile[0]) > 3 else None
+            raw = str(tile if isinstance(tile, str) else im.mode)
             depth = 4 if im.mode in ("I", "F") else 2 if "16" in raw or "16" in im.mode else 1
-            return Header(fmt, w, h, max(3, len(im.getbands())) * depth)
+            orient = 1 if fmt in ORIENTED_BY_OPENCV + PILLOW_FORMATS else _orientation(im)
+            bpp = max(3, len(im.getbands())) * depth
+            return Header(fmt, w, h, bpp, transposed=orient in (5, 6, 7, 8), orientation=orient)
     except ImageError:
         raise
     except Image.DecompressionBombError as e:  # Pillow's own check (> 2 x MAX_IMAGE_PIXELS)
@@ -105,9 +190,37 @@ def read_header(data: bytes) -> Header:
 def _orientation(im: Image.Image) -> int:
     """EXIF orientation (1 = as stored); 1 when the EXIF block is unreadable (OpenCV ignores it too)."""
     try:
-        return int(im.getexif().get(0x0112, 1))
+        o = int(im.getexif().get(0x0112, 1))
     except Exception:  # noqa: BLE001 (any corrupt EXIF: decode as stored)
         return 1
+    return o if 1 <= o <= 8 else 1
+
+
+def orient(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation 1..8 to a decoded HxW(xC) array (what ``ImageOps.exif_transpose`` does)."""
+    if orientation == 2:
+        img = img[:, ::-1]
+    elif orientation == 3:
+        img = img[::-1, ::-1]
+    elif orientation == 4:
+        img = img[::-1]
+    elif orientation == 5:
+        img = img.swapaxes(0, 1)
+    elif orientation == 6:
+        img = np.rot90(img, -1)
+    elif orientation == 7:
+        img = np.rot90(img, 2).swapaxes(0, 1)
+    elif orientation == 8:
+        img = np.rot90(img, 1)
+    else:
+        return img
+    return np.ascontiguousarray(img)
+
+
+def jpeg_scans(data: bytes) -> int:
+    """Start-of-scan markers (0xFFDA) in a JPEG: entropy-coded data never holds that byte pair
+    (0xFF is stuffed as 0xFF00), so this counts the scans, plus any in an embedded thumbnail."""
+    return data.count(b"\xff\xda")
 
 
 def jpeg_scale(header: Header, min_size: tuple[int, int] | None, margin: float = MARGIN) -> int:
@@ -167,6 +280,10 @@ def decode_sized(data: bytes, min_size: tuple[int, int] | None = None) -> tuple[
     reduced decode can be fitted with exactly the geometry of a full one (``fit_image``)."""
     header = read_header(data)
     full = (header.width, header.height) if header.transposed else (header.height, header.width)
+    if header.format == "JPEG" and (scans := jpeg_scans(data)) > MAX_JPEG_SCANS:
+        raise ImageError(
+            f"JPEG has too many scans ({scans:,}, limit {MAX_JPEG_SCANS}): refused, decoding it would take minutes"
+        )
     scale = jpeg_scale(header, min_size)
     need = decode_memory(header, scale)
     if need > MAX_DECODE_BYTES:
@@ -174,22 +291,38 @@ def decode_sized(data: bytes, min_size: tuple[int, int] | None = None) -> tuple[
             f"image too large to decode ({header.width}x{header.height} {header.format} needs "
             f"{need / 2**20:.0f} MB, limit {MAX_DECODE_BYTES / 2**20:.0f} MB)"
         )
+    if need > SERIAL_DECODE_BYTES:
+        with _SERIAL:
+            img = _decode(data, header, scale)
+    else:
+        img = _decode(data, header, scale)
+    return img, (full if scale > 1 else (img.shape[0], img.shape[1]))
+
+
+def _decode(data: bytes, header: Header, scale: int) -> np.ndarray:
+    """OpenCV's decode (Pillow's for PILLOW_FORMATS) -> RGB uint8, EXIF orientation applied."""
+    if header.format in PILLOW_FORMATS:
+        return _pillow_decode(data)
     is_jpeg = header.format == "JPEG"
     flags = _REDUCED_FLAGS[scale] if scale > 1 else cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED
-    buf = np.frombuffer(data, dtype=np.uint8)
     try:
-        if need > SERIAL_DECODE_BYTES:
-            with _SERIAL:
-                return _checked(cv2.imdecode(buf, flags)), full
-        return _checked(cv2.imdecode(buf, flags)), full
+        img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
     except cv2.error as e:
         raise ImageError(f"cannot decode image ({str(e).strip().splitlines()[-1]})") from None
-
-
-def _checked(img: np.ndarray | None) -> np.ndarray:
     if img is None or img.size == 0:
         raise ImageError("not a decodable image (corrupt, truncated or not an image)")
-    return _to_rgb(img)
+    return orient(_to_rgb(img), header.orientation)
+
+
+def _pillow_decode(data: bytes) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            if "A" in im.getbands() or "transparency" in im.info:
+                return _to_rgb(np.asarray(im.convert("RGBA"))[:, :, [2, 1, 0, 3]])
+            return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error):
+        raise ImageError("not a decodable image (corrupt, truncated or not an image)") from None
 
 
 def read_image(path: str | Path, min_size: tuple[int, int] | None = None) -> np.ndarray:

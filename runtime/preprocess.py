@@ -7,6 +7,7 @@ is what it sees in the app, ``fashion-label`` and the benchmarks.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -20,10 +21,25 @@ from fashion_edge.runtime.decode import (  # noqa: F401  (public names, re-expor
     decode_image,
     read_image,
     read_sized,
+    sniff_image,
 )
 from fashion_edge.runtime.metadata import ModelMetadata
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+# The one list of image suffixes: folder listings label these and count every other file as
+# skipped. HEIC/HEIF through pillow-heif, AVIF and GIF (first frame) through OpenCV; .jfif/.jpe
+# are JPEG. A name without any suffix is an image when its first bytes are one (``is_image_file``).
+IMAGE_SUFFIXES = (
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".avif", ".heic", ".heif",
+)  # fmt: skip
+
+
+def is_image_file(path: str | Path) -> bool:
+    """An image to label: a suffix in IMAGE_SUFFIXES (any case), or no suffix at all and a file
+    that starts like an image (sniffed: regular files only, without blocking, 64 bytes read)."""
+    suffix = os.path.splitext(os.path.basename(path))[1].lower()
+    if suffix:
+        return suffix in IMAGE_SUFFIXES
+    return sniff_image(path) is not None
 
 
 def center_crop_aspect(img: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -142,15 +158,15 @@ def load_for_model(path: str | Path, meta: ModelMetadata) -> np.ndarray:
 
 
 def list_images(folder: str | Path, recursive: bool = False) -> list[Path]:
-    """Image files in a folder (by suffix), sorted, hidden files skipped."""
+    """Image files in a folder (``is_image_file``), sorted, hidden files skipped."""
     root = Path(folder)
     it = root.rglob("*") if recursive else root.iterdir()
     files = [
         p
         for p in it
-        if p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        if not any(part.startswith(".") for part in p.relative_to(root).parts)
         and not p.is_dir()
+        and is_image_file(p)
     ]
     return sorted(files)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -77,13 +78,27 @@ def open_regular(path: str | Path, max_bytes: int | None = None) -> BinaryIO:
         raise
 
 
-def read_bounded(path: str | Path, max_bytes: int) -> bytes:
-    """The bytes of a regular file of at most ``max_bytes``; UnsafeFileError otherwise."""
+def read_bounded(
+    path: str | Path,
+    max_bytes: int,
+    head: Callable[[bytes], None] | None = None,
+    head_bytes: int = 64 * 2**10,
+) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``; UnsafeFileError otherwise.
+
+    ``head``: a check (raising its own error) run on the first ``head_bytes`` of a file larger
+    than that before the rest is read, so that a large file of the wrong kind costs one small read.
+    """
     f = open_regular(path, max_bytes)
     try:
         with f:
             size = os.fstat(f.fileno()).st_size
-            data = f.read(size + 1)  # never a max_bytes buffer for a small file
+            if head is not None and size > head_bytes:
+                data = f.read(head_bytes)
+                head(data)
+                data += f.read(size + 1 - len(data))
+            else:
+                data = f.read(size + 1)  # never a max_bytes buffer for a small file
             if len(data) > size:  # it grew since fstat
                 data += f.read(max_bytes + 1 - len(data))
     except OSError as e:
