@@ -6,6 +6,8 @@ A file may have more than one output (e.g. ``logits`` and ``embedding``, the poo
 ``OnnxBackend`` runs ``.onnx`` files in ONNX Runtime, ``LiteRTBackend`` runs ``.tflite`` files in the
 LiteRT interpreter (``ai-edge-litert``, no TensorFlow). int8-I/O files are quantized on the way
 in and dequantized on the way out with the scales stored in the file's own tensors.
+Both read the file through ``safe_file`` (regular files only, at most ``MAX_MODEL_BYTES``) and
+hand the bytes to the runtime, which never opens the path itself.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fashion_edge.runtime.metadata import MAX_MODEL_BYTES
 from fashion_edge.runtime.quiet import native_stderr_silenced, verbose_requested
+from fashion_edge.runtime.safe_file import UnsafeFileError, read_bounded
 
 
 class BackendError(ValueError):
@@ -37,6 +41,14 @@ class Backend(Protocol):
     def run_outputs(self, x: np.ndarray, names: list[str]) -> list[np.ndarray]: ...
 
     def use_logits(self, name: str) -> None: ...
+
+
+def read_model(path: str | Path) -> bytes:
+    """A model file's bytes: a regular file (no FIFO, no device) of at most MAX_MODEL_BYTES."""
+    try:
+        return read_bounded(path, MAX_MODEL_BYTES)
+    except UnsafeFileError as e:
+        raise BackendError(str(e)) from None
 
 
 def _first_line(e: BaseException) -> str:
@@ -61,11 +73,13 @@ def default_logits(names: list[str]) -> str:
 
 
 class OnnxBackend:
-    """ONNX Runtime on CPU; ``threads`` sets the intra-op thread count (None = ORT default)."""
+    """ONNX Runtime on CPU; ``threads`` sets the intra-op thread count (None = ORT default);
+    ``content``: the file's bytes when already read (``read_model``)."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, content: bytes | None = None) -> None:
         import onnxruntime as ort
 
+        content = read_model(path) if content is None else content
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads:
@@ -73,7 +87,7 @@ class OnnxBackend:
             opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(content, opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # ORT raises Fail / InvalidProtobuf / InvalidGraph ...
             raise BackendError(f"corrupt ONNX file ({_first_line(e)})") from None
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -118,13 +132,14 @@ class OnnxBackend:
 
 
 class LiteRTBackend:
-    """LiteRT interpreter; one interpreter per batch size seen (resized once, then reused)."""
+    """LiteRT interpreter; one interpreter per batch size seen (resized once, then reused);
+    ``content``: the file's bytes when already read (``read_model``)."""
 
-    def __init__(self, path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, threads: int | None = None, content: bytes | None = None) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
         self._interpreter_cls = Interpreter
-        self.content = Path(path).read_bytes()
+        self.content = read_model(path) if content is None else content
         self.threads = int(threads) if threads else None
         self._lock = threading.Lock()  # an interpreter is not safe to share between threads
         self._by_batch: dict[int, Any] = {}
@@ -216,9 +231,15 @@ class LiteRTBackend:
 BACKENDS: dict[str, type] = {".onnx": OnnxBackend, ".tflite": LiteRTBackend}
 
 
-def open_backend(path: str | Path, threads: int | None = None) -> Backend:
-    """The backend for a file's suffix; BackendError for an unknown suffix or unloadable file."""
+def open_backend(path: str | Path, threads: int | None = None, content: bytes | None = None) -> Backend:
+    """The backend for a file's suffix; BackendError for an unknown suffix or unloadable file
+    (``content``: the file's bytes when already read)."""
+    return BACKENDS[check_suffix(path)](path, threads, content)
+
+
+def check_suffix(path: str | Path) -> str:
+    """The file's suffix if a backend runs it; BackendError otherwise (nothing is read)."""
     suffix = Path(path).suffix.lower()
     if suffix not in BACKENDS:
         raise BackendError(f"unsupported model type '{suffix}' (expected .onnx or .tflite)")
-    return BACKENDS[suffix](path, threads)
+    return suffix

@@ -14,7 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from fashion_edge.runtime.backends import Backend, BackendError, OnnxBackend, open_backend
+from fashion_edge.runtime.backends import (
+    Backend,
+    BackendError,
+    OnnxBackend,
+    check_suffix,
+    open_backend,
+    read_model,
+)
 from fashion_edge.runtime.metadata import (
     MetadataError,
     ModelMetadata,
@@ -174,7 +181,9 @@ class Classifier:
 def load(path: str | Path | None = None, threads: int | None = None) -> Classifier:
     """Load a ``.onnx`` or ``.tflite`` fashion-edge model (default: the shipped one).
 
-    Raises ModelLoadError with one line such as ``models/x.onnx: file not found``.
+    Raises ModelLoadError with one line such as ``models/x.onnx: file not found``. The file is
+    read once, through ``safe_file`` (a FIFO or device is refused without blocking, at most
+    ``MAX_MODEL_BYTES``); its metadata is validated before anything runs.
     """
     p = Path(path) if path is not None else default_model_path()
     if not p.exists():
@@ -182,11 +191,13 @@ def load(path: str | Path | None = None, threads: int | None = None) -> Classifi
     if p.is_dir():
         raise ModelLoadError(f"{p}: is a folder, not a model file")
     try:
-        backend = open_backend(p, threads)
+        check_suffix(p)  # before reading: a file of another type is not read at all
+        content = read_model(p)
+        backend = open_backend(p, threads, content)
         if isinstance(backend, OnnxBackend):
             meta = onnx_session_metadata(backend.session, p)
         else:
-            meta = read_tflite_metadata(p)
+            meta = read_tflite_metadata(p, content)
     except BackendError as e:
         raise ModelLoadError(f"{p}: {e}") from None
     except MetadataError as e:

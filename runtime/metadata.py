@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fashion_edge.runtime.safe_file import UnsafeFileError, open_regular, read_bounded
+
 SCHEMA = "fashion-edge/1"
 ONNX_KEY = "fashion_edge"  # key in ONNX metadata_props holding the JSON record
 TFLITE_MEMBER = "metadata.json"  # member of the zip appended to a .tflite file
@@ -83,7 +85,10 @@ class ModelMetadata:
         known = {f for f in cls.__dataclass_fields__}
         kwargs = {k: v for k, v in d.items() if k in known}
         if "input_range" in kwargs:
-            kwargs["input_range"] = tuple(kwargs["input_range"])
+            rng = kwargs["input_range"]
+            if not isinstance(rng, (list, tuple)) or len(rng) != 2 or any(_number(v) is None for v in rng):
+                raise MetadataError(f"metadata input_range {rng!r} is not two numbers")
+            kwargs["input_range"] = tuple(rng)
         try:
             meta = cls(**kwargs)
         except TypeError as e:
@@ -97,6 +102,8 @@ class ModelMetadata:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:
             raise MetadataError(f"metadata is not valid JSON ({e})") from None
+        except RecursionError:
+            raise MetadataError("metadata JSON is nested too deeply") from None
 
     def replace(self, **changes: Any) -> ModelMetadata:
         d = self.to_dict()
@@ -107,6 +114,11 @@ class ModelMetadata:
 # --- validation on load -------------------------------------------------------------------
 
 FITS = ("pad", "crop", "stretch")
+COLOR_ORDERS = ("RGB", "BGR")
+OUTPUTS = ("logits", "probabilities")
+MAX_SIDE = 4096  # input height/width: the shipped models take 80x60 to 224x224
+MAX_MODEL_BYTES = 512 * 2**20  # a model file larger than this is refused before it is read (shipped: < 20 MB)
+MAX_METADATA_BYTES = 2**20  # the metadata record (JSON) inside a model file
 RESERVED_CLASSES = ("needs_review",)  # the sorting folder of unsure items
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 UNSAFE_IN_CLASS = ("|", "/", "\\")  # "|" separates top-k in journals; separators would nest folders
@@ -119,32 +131,78 @@ def _number(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def class_name_problem(name: str) -> str:
+    """Why ``name`` cannot be a class (it becomes a folder name and a journal field), or ""."""
+    c = name
+    return (
+        "is empty" if not c.strip()
+        else "has leading or trailing spaces" if c != c.strip()
+        else f"contains '{next(ch for ch in UNSAFE_IN_CLASS if ch in c)}'" if any(ch in c for ch in UNSAFE_IN_CLASS)
+        else "contains a control character" if any(ord(ch) < 32 or ord(ch) == 127 for ch in c)
+        else "is reserved" if c.casefold() in RESERVED_CLASSES or c in (".", "..")
+        else "starts like a spreadsheet formula" if c.startswith(FORMULA_START)
+        else ""
+    )  # fmt: skip
+
+
 def validate(meta: ModelMetadata) -> None:
-    """Refuse metadata that would mislabel or mis-sort: one MetadataError line naming the field.
+    """Refuse metadata that would mislabel, mis-sort or crash mid-run: one MetadataError line
+    naming the field.
 
     Class names: non-empty, unique (also ignoring case: they become folder names), no ``|``,
     ``/`` or ``\\``, no control characters, not ``.``/``..`` or the reserved ``needs_review``,
     not starting like a spreadsheet formula. ``review_threshold`` a number in [0, 1],
     ``temperature`` a positive number, ``fit`` one of FITS, ``unknown_class`` one of the classes.
+    The input contract: ``height``/``width`` whole numbers in 1..MAX_SIDE, ``channels`` 1 or 3,
+    ``color_order`` RGB or BGR, ``layout`` NHWC, ``pad_value`` a whole number in 0..255,
+    ``outputs`` one of OUTPUTS; output names strings, ``embedding_size`` a positive whole number.
     """
     classes = meta.classes
     if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
         raise MetadataError("metadata 'classes' must be a non-empty list of names")
     seen: dict[str, str] = {}
     for c in classes:
-        bad = (
-            "is empty" if not c.strip()
-            else "has leading or trailing spaces" if c != c.strip()
-            else f"contains '{next(ch for ch in UNSAFE_IN_CLASS if ch in c)}'" if any(ch in c for ch in UNSAFE_IN_CLASS)
-            else "contains a control character" if any(ord(ch) < 32 or ord(ch) == 127 for ch in c)
-            else "is reserved" if c.casefold() in RESERVED_CLASSES or c in (".", "..")
-            else "starts like a spreadsheet formula" if c.startswith(FORMULA_START)
-            else "is listed twice" if c.casefold() in seen
-            else ""
-        )  # fmt: skip
+        bad = class_name_problem(c) or ("is listed twice" if c.casefold() in seen else "")
         if bad:
             raise MetadataError(f"metadata class name {c!r} {bad}")
         seen[c.casefold()] = c
+    for name in ("height", "width"):
+        v = _int(getattr(meta, name))
+        if v is None or not 1 <= v <= MAX_SIDE:
+            raise MetadataError(
+                f"metadata {name} {getattr(meta, name)!r} is not a whole number in 1..{MAX_SIDE}"
+            )
+    if _int(meta.channels) not in (1, 3):
+        raise MetadataError(f"metadata channels {meta.channels!r} is not 1 or 3")
+    if not isinstance(meta.color_order, str) or meta.color_order.upper() not in COLOR_ORDERS:
+        raise MetadataError(f"metadata color_order {meta.color_order!r} is not RGB or BGR")
+    if meta.layout != "NHWC":
+        raise MetadataError(f"metadata layout {meta.layout!r} is not NHWC")
+    pad = _int(meta.pad_value)
+    if pad is None or not 0 <= pad <= 255:
+        raise MetadataError(f"metadata pad_value {meta.pad_value!r} is not a whole number in 0..255")
+    if meta.outputs not in OUTPUTS:
+        raise MetadataError(
+            f"metadata outputs {meta.outputs!r} is unknown (expected one of {', '.join(OUTPUTS)})"
+        )
+    for name in ("logits_output", "embedding_output", "embedding_layer"):
+        if getattr(meta, name) is not None and not isinstance(getattr(meta, name), str):
+            raise MetadataError(f"metadata {name} {getattr(meta, name)!r} is not a name")
+    size = meta.embedding_size
+    if size is not None and (_int(size) is None or size < 1):
+        raise MetadataError(f"metadata embedding_size {size!r} is not a positive whole number")
+    q = meta.input_quant
+    if q is not None and (
+        not isinstance(q, dict) or (_number(q.get("scale")) or 0) <= 0 or _int(q.get("zero_point")) is None
+    ):
+        raise MetadataError(f"metadata input_quant {q!r} is not {{scale > 0, zero_point: whole number}}")
+    for name in ("metrics", "provenance"):
+        if not isinstance(getattr(meta, name), dict):
+            raise MetadataError(f"metadata {name} is not an object")
     thr = _number(meta.review_threshold)
     if thr is None or not 0.0 <= thr <= 1.0:
         raise MetadataError(f"metadata review_threshold {meta.review_threshold!r} is not a number in [0, 1]")
@@ -153,7 +211,9 @@ def validate(meta: ModelMetadata) -> None:
         raise MetadataError(f"metadata temperature {meta.temperature!r} is not a positive number")
     if meta.fit not in FITS:
         raise MetadataError(f"metadata fit {meta.fit!r} is unknown (expected one of {', '.join(FITS)})")
-    if meta.unknown_class is not None and meta.unknown_class not in classes:
+    if meta.unknown_class is not None and (
+        not isinstance(meta.unknown_class, str) or meta.unknown_class not in classes
+    ):
         raise MetadataError(f"metadata unknown_class {meta.unknown_class!r} is not one of the classes")
 
 
@@ -161,8 +221,20 @@ def save_json(meta: ModelMetadata, path: str | Path) -> None:
     Path(path).write_text(meta.to_json() + "\n", encoding="utf-8")
 
 
+def _read(path: str | Path, max_bytes: int) -> bytes:
+    """A model or metadata file's bytes (regular files only, bounded); MetadataError naming it."""
+    try:
+        return read_bounded(path, max_bytes)
+    except UnsafeFileError as e:
+        raise MetadataError(f"{path}: {e}") from None
+
+
 def load_json(path: str | Path) -> ModelMetadata:
-    return ModelMetadata.from_json(Path(path).read_text(encoding="utf-8"))
+    try:
+        text = _read(path, MAX_METADATA_BYTES).decode("utf-8")
+    except UnicodeDecodeError:
+        raise MetadataError(f"{path}: metadata is not UTF-8 text") from None
+    return ModelMetadata.from_json(text)
 
 
 # --- TFLite: a zip appended to the flatbuffer ------------------------------------------------
@@ -182,12 +254,24 @@ def tflite_with_metadata(flatbuffer: bytes, meta: ModelMetadata) -> bytes:
     return flatbuffer + buf.getvalue()
 
 
-def read_tflite_metadata(path: str | Path) -> ModelMetadata:
+def read_tflite_metadata(path: str | Path, content: bytes | None = None) -> ModelMetadata:
+    """The record in the zip appended to a .tflite file (``content``: its bytes, already read);
+    the member is size-checked before it is inflated."""
+    data = _read(path, MAX_MODEL_BYTES) if content is None else content
     try:
-        with zipfile.ZipFile(path) as zf:
-            return ModelMetadata.from_json(zf.read(TFLITE_MEMBER).decode("utf-8"))
-    except (zipfile.BadZipFile, KeyError):
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            info = zf.getinfo(TFLITE_MEMBER)
+            if info.file_size > MAX_METADATA_BYTES:
+                raise MetadataError(f"{path}: metadata record too large ({info.file_size:,} bytes)")
+            raw = zf.read(info)
+    except (zipfile.BadZipFile, KeyError, EOFError, OSError, NotImplementedError, ValueError) as e:
+        if isinstance(e, MetadataError):
+            raise
         raise MetadataError(f"{path}: no fashion-edge metadata (not made by fashion-export?)") from None
+    try:
+        return ModelMetadata.from_json(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise MetadataError(f"{path}: metadata is not UTF-8 text") from None
 
 
 # --- ONNX: metadata_props, read through onnxruntime ------------------------------------------
@@ -197,8 +281,9 @@ def read_onnx_metadata(path: str | Path) -> ModelMetadata:
     """Read the record through onnxruntime (no ``onnx`` package needed)."""
     import onnxruntime as ort
 
+    content = _read(path, MAX_MODEL_BYTES)
     try:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(content, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
         raise MetadataError(f"{path}: not a readable ONNX model ({str(e).splitlines()[0]})") from None
     return onnx_session_metadata(sess, path)
@@ -214,8 +299,6 @@ def onnx_session_metadata(sess: Any, path: str | Path = "model") -> ModelMetadat
 def read_metadata(path: str | Path) -> ModelMetadata:
     """Metadata of a ``.onnx``, ``.tflite`` or ``metadata.json`` file."""
     p = Path(path)
-    if not p.exists():
-        raise MetadataError(f"{p}: file not found")
     suffix = p.suffix.lower()
     if suffix == ".onnx":
         return read_onnx_metadata(p)
@@ -223,4 +306,8 @@ def read_metadata(path: str | Path) -> ModelMetadata:
         return read_tflite_metadata(p)
     if suffix == ".json":
         return load_json(p)
+    try:  # a missing or unsafe file says so first (opened without blocking, nothing read)
+        open_regular(p).close()
+    except UnsafeFileError as e:
+        raise MetadataError(f"{p}: {e}") from None
     raise MetadataError(f"{p}: unsupported model type '{suffix}' (expected .onnx or .tflite)")
