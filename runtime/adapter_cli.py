@@ -34,9 +34,12 @@ def apply_adapter(args: argparse.Namespace, clf: Classifier, prog: str = "fashio
     """The classifier to label with: ``clf``, or adapted per the options (AdapterError on refusal)."""
     from fashion_edge.runtime.adapter import AdapterError, adapted, fit_adapter, load_adapter, save_adapter
     from fashion_edge.runtime.adapter_gate import examples_from_folder
+    from fashion_edge.runtime.adapter_record import check_save_target
 
     if args.learn_from:
-        examples = examples_from_folder(args.learn_from)
+        if args.save_adapter:  # refused now, not after the fit
+            check_save_target(args.save_adapter)
+        examples = examples_from_folder(args.learn_from, known=clf.classes)
 
         def progress(stage: str, done: int, total: int) -> None:
             if done == total:

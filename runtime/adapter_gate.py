@@ -20,7 +20,8 @@ import numpy as np
 
 from fashion_edge.runtime import check_set_cache
 from fashion_edge.runtime.classifier import Classifier
-from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, ImageError, read_image
+from fashion_edge.runtime.metadata import class_name_problem
+from fashion_edge.runtime.preprocess import ImageError, is_image_file, read_image
 
 CATALOGUE_CAP = 1000  # test images scored by the gate (a seeded sample; the full split is ~2,000)
 ANCHORS_PER_CLASS = 30  # other test images (never scored by the gate) that anchor the fit per class
@@ -46,10 +47,13 @@ class CatalogueSet:
         return float((np.asarray(pred) == self.y).mean()) if len(self.y) else float("nan")
 
 
-def examples_from_folder(folder: str | Path) -> list[tuple[Path, str]]:
+def examples_from_folder(folder: str | Path, known: Sequence[str] = ()) -> list[tuple[Path, str]]:
     """(path, class) for every image in ``folder/<class>/``; AdapterError for unusable folders.
 
-    An empty class folder, or one with no decodable image, is an error naming that folder.
+    Folder names are checked first, before any image is read: a name that cannot be a class
+    (reserved, a control character, a formula, see ``metadata.class_name_problem``) or that
+    differs only in case from another folder or from one of ``known`` (the model's classes) is an
+    error naming that folder. So is an empty class folder, or one with no decodable image.
     """
     from fashion_edge.runtime.adapter import AdapterError
 
@@ -59,10 +63,20 @@ def examples_from_folder(folder: str | Path) -> list[tuple[Path, str]]:
     classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise AdapterError(f"{root}: no <class>/ folders of corrected photos")
+    seen = {k.casefold(): k for k in known}
+    for d in classes:
+        bad = class_name_problem(d.name)
+        if bad:
+            raise AdapterError(f"{d}: folder name {d.name!r} cannot be a class (it {bad})")
+        other = seen.get(d.name.casefold(), d.name)
+        if other != d.name:
+            where = "a class of the model" if other in known else "another folder"
+            raise AdapterError(f"{d}: folder name {d.name!r} differs only in case from {other!r} ({where})")
+        seen[d.name.casefold()] = d.name
     out: list[tuple[Path, str]] = []
     for d in classes:
         files = sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith("."))
-        images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+        images = [p for p in files if is_image_file(p)]
         if not images:
             raise AdapterError(f"{d}: empty class folder (no image files)")
         readable = [p for p in images if _readable(p)]

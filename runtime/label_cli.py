@@ -25,6 +25,7 @@ from fashion_edge.runtime.labeling import JOURNAL_NAME, LabelingError, LabelSumm
 from fashion_edge.runtime.quiet import quiet_environment
 
 PROG = "fashion-label"
+MAX_BATCH = 1024  # images per inference batch: more only holds more decoded images in memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +78,8 @@ def check_args(args: argparse.Namespace) -> str | None:
         or (args.threads is not None and args.threads < 1)
     ):
         return "--top-k, --batch-size, --workers and --threads must be at least 1"
+    if args.batch_size > MAX_BATCH:
+        return f"--batch-size must be at most {MAX_BATCH}"
     if args.review_below is not None and not 0.0 <= args.review_below <= 1.0:
         return "--review-below must be between 0 and 1"
     if args.out is not None and args.out.suffix.lower() not in (".csv", ".jsonl"):
@@ -119,13 +122,21 @@ def _progress_bar() -> tuple[Callable[[int, int], None], Callable[[], None]]:
     return update, close
 
 
+def _check_ray(args: argparse.Namespace) -> None:
+    """With --ray, Ray must import: checked before the model loads and an adapter is fitted."""
+    if args.ray is None:
+        return
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise LabelingError("--ray needs Ray: pip install 'fashion-edge[scale]'") from None
+
+
 def _engine(args: argparse.Namespace, clf: Any) -> Any:
     if args.ray is None:
         return None
-    try:
-        from fashion_edge.runtime.ray_label import ray_engine
-    except ImportError:
-        raise LabelingError("--ray needs Ray: pip install 'fashion-edge[scale]'") from None
+    from fashion_edge.runtime.ray_label import ray_engine
+
     return ray_engine(
         clf.path, args.folder, args.top_k, args.review_below, args.ray, batch_size=args.batch_size,
         adapter=getattr(clf, "adapter", None),
@@ -165,6 +176,7 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> int:
     close: Callable[[], None] = lambda: None  # noqa: E731
     try:
         quiet_environment(args.verbose)  # LiteRT's "INFO: Created ... XNNPACK delegate" only with --verbose
+        _check_ray(args)
         clf = load(args.model, threads=args.threads)
         clf = apply_adapter(args, clf, PROG)
         engine = _engine(args, clf)
