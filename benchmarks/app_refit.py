@@ -1,13 +1,19 @@
 """fashion-app's refit from staff corrections: worker wall time and the UI's longest event-loop gap.
 
-    python -m fashion_edge.benchmarks.app_refit [--model M.onnx] [--corrections DIR] [--n 200]
+    python -m fashion_edge.benchmarks.app_refit [--model M] [--corrections DIR] [--n 200] [--folder-items 200]
 
 Builds the real window offscreen, records N corrected photos from DIR/<class>/ (default:
 ../shared/data/real-dev/learn, a stand-in for a site's corrections) the way the app records them,
 then presses *Learn from my corrections* and waits. A 5 ms UI timer runs meanwhile; the longest
 gap between its ticks is how long the UI was unresponsive. Three refits: cold (all N images run
-through the model, plus the catalogue check's first load in this process), warm after one more
-correction (1 image embedded, cached embeddings and catalogue reused), and a second warm one.
+through the model, plus the catalogue check's first load in this process: from the user's cache
+once the model was used, ``runtime.check_set_cache``), warm after one more correction (1 image
+embedded, cached embeddings and catalogue reused), and a second warm one.
+
+With ``--folder-items K`` (default 200) a folder of K other photos (copied from ``--folder-from``,
+default real-dev/eval, into a temp folder) is open while it learns: each installed refit predicts it again in the background,
+and the table reports "re-predict" rows: seconds from the refit's end to the table's "N suggestions
+updated", and the longest UI gap meanwhile.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from fashion_edge.training.data import SHARED_DATA  # noqa: E402
 
 REAL_DEV = SHARED_DATA / "real-dev" / "learn"
+REAL_EVAL = SHARED_DATA / "real-dev" / "eval"
 
 
 def corrections(folder: Path, n: int) -> list[tuple[Path, str]]:
@@ -65,14 +72,40 @@ def refit(app, window, timer_ms: int = 5, idle_s: float = 0.0) -> dict[str, floa
         time.sleep(0.001)
     t1 = time.perf_counter()
     timer.stop()
+    return {"wall_s": job.wall_s if job else 0.0, **_gaps(ticks, t0, t1)}
+
+
+def _gaps(ticks: list[float], t0: float, t1: float) -> dict[str, float]:
     stamps = [t0, *[t for t in ticks if t0 <= t <= t1], t1]
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
-    return {
-        "wall_s": job.wall_s if job else 0.0,
-        "ui_s": t1 - t0,
-        "max_gap_ms": 1000 * max(gaps),
-        "ticks": len(stamps) - 2,
-    }
+    return {"ui_s": t1 - t0, "max_gap_ms": 1000 * max(gaps), "ticks": len(stamps) - 2}
+
+
+def repredict(app, window, got: list, timer_ms: int = 5, timeout_s: float = 120.0) -> dict[str, float]:
+    """Wait for the open folder's re-prediction after a refit (``got`` fills on ``relabelled``)."""
+    from PySide6.QtCore import QTimer
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(timer_ms)
+    t0 = time.perf_counter()
+    while not got and time.perf_counter() - t0 < timeout_s:
+        app.processEvents()
+        time.sleep(0.001)
+    t1 = time.perf_counter()
+    timer.stop()
+    return {"wall_s": t1 - t0, **_gaps(ticks, t0, t1), "changes": got[0].line() if got else "timed out"}
+
+
+def copy_folder(src: Path, dest: Path, n: int) -> Path:
+    """n photos of src/<class>/ copied flat into dest (the app writes its journal there)."""
+    import shutil
+
+    dest.mkdir(parents=True, exist_ok=True)
+    for i, (path, _label) in enumerate(corrections(src, n)):
+        shutil.copy2(path, dest / f"{i:04d}_{path.name}")
+    return dest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         "--corrections", type=Path, default=REAL_DEV, help="DIR/<class>/ photos (default: %(default)s)"
     )
     ap.add_argument("--n", type=int, default=200, help="corrections to learn from")
+    ap.add_argument("--folder-items", type=int, default=200,
+                    help="photos in a folder open while it learns (0: none)")  # fmt: skip
+    ap.add_argument("--folder-from", type=Path, default=REAL_EVAL,
+                    help="DIR/<class>/ photos copied into that folder (default: %(default)s)")  # fmt: skip
     args = ap.parse_args(argv)
 
     from PySide6.QtCore import QThreadPool
@@ -110,12 +147,27 @@ def main(argv: list[str] | None = None) -> int:
         holder.set_classifier(clf)
         window = MainWindow(settings, holder, pool=QThreadPool(), cameras=[])
         window.show()
+        got: list = []
+        if args.folder_items:
+            folder = copy_folder(args.folder_from, Path(tmp) / "folder", args.folder_items)
+            done: list = []
+            window.session.finished.connect(done.append)
+            window.open_folder(folder)
+            while not done:
+                app.processEvents()
+                time.sleep(0.001)
+            window.session.relabelled.connect(got.append)
         for path, label in items[:-1]:
             window.learning.record(path, label, "folder")
         runs = [("cold", refit(app, window))]
+        if args.folder_items:
+            runs.append((f"re-predict {args.folder_items} items", repredict(app, window, got)))
         runs.append(("no refit (baseline)", refit(app, window, idle_s=runs[0][1]["ui_s"])))
         window.learning.record(*items[-1], "folder")
         runs.append(("warm, 1 new", refit(app, window)))
+        if args.folder_items:
+            got.clear()
+            runs.append((f"re-predict {args.folder_items} items", repredict(app, window, got)))
         runs.append(("warm again", refit(app, window)))
         ad = holder.adapter
         print(
@@ -127,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         print("|---|---|---|---|---|")
         for name, r in runs:
             print(f"| {name} | {r['wall_s']:.2f} | {r['ui_s']:.2f} | {r['max_gap_ms']:.0f} | {r['ticks']} |")
+        for name, r in runs:
+            if "changes" in r:
+                print(f"{name}: {r['changes']}")
         if ad is not None:
             print(window.learning.panel.summary.text())
         else:

@@ -12,6 +12,7 @@ process and on disk (``runtime.check_set_cache``, keyed by the model's fingerpri
 from __future__ import annotations
 
 import csv
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ CATALOGUE_CAP = 1000  # test images scored by the gate (a seeded sample; the ful
 ANCHORS_PER_CLASS = 30  # other test images (never scored by the gate) that anchor the fit per class
 
 _CACHE: dict[tuple[str, int], CatalogueSet | None] = {}
+_LOCK = threading.Lock()
 
 
 @dataclass
@@ -102,9 +104,10 @@ def catalogue_for(
     from fashion_edge.runtime.adapter import model_fingerprint
 
     key = (model_fingerprint(clf.path), cap)
-    if key not in _CACHE:
-        _CACHE[key] = _load(clf, cap, data, progress)
-    return _CACHE[key]
+    with _LOCK:  # a refit waits for a warm-up already loading the same set instead of loading it twice
+        if key not in _CACHE:
+            _CACHE[key] = _load(clf, cap, data, progress)
+        return _CACHE[key]
 
 
 def catalogue_test_rows(splits: Path, classes: Sequence[str]) -> list[dict[str, str]]:

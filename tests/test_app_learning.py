@@ -618,13 +618,14 @@ def test_a_correction_made_while_the_folder_is_predicted_again_is_kept(rig_facto
     wait_relabelled(rig, lambda: learn_and_wait(rig))
     session = rig.window.session
     session.batch_size = 1  # one file per batch, 0.3 s each: the person is faster
+    session.features.clear()  # no kept outputs: every file is decoded and run again
     started: list = []
     session.progress.connect(lambda d, t: started.append(d))
     last = session.model.row_of("new_jeans_2.png")  # the last file the run labels
     assert session.model.rows[last].label == "Jeans"
 
     def start():
-        session.relabel(SlowClassifier(clf, delay_s=0.3), "the plain model")
+        session.relabel(SlowEmbedding(clf, delay_s=0.3), "the plain model")
         rig.qtbot.waitUntil(lambda: bool(started), timeout=10000)  # the run has chosen its rows
         assert session.running and session.set_label(last, "Watches")
 
@@ -723,3 +724,50 @@ def test_show_auto_accepted_lowest_confidence_first(rig_factory, tmp_path):
     assert sorted(r.path for r in shown) == sorted(r.path for r in accepted)
     confidences = [r.confidence for r in shown]
     assert confidences == sorted(confidences) and confidences[0] < confidences[-1]
+
+
+def test_first_correction_loads_what_a_refit_needs_ahead(rig_factory, tmp_path, clf, monkeypatch):
+    """SciPy and the catalogue check set are loaded in the pool while the person corrects."""
+    from fashion_edge.runtime import adapter_gate
+    from fashion_edge.runtime.adapter import model_fingerprint
+
+    monkeypatch.setattr(adapter_gate, "_CACHE", {})
+    rig = rig_factory()
+    ctl = rig.window.learning
+    assert ctl.warm_job is None
+    first, second = colour_items(tmp_path / "photos", 2)
+    ctl.record(first, "Tshirts")
+    job = ctl.warm_job
+    assert job is not None
+    rig.qtbot.waitUntil(job.done.is_set, timeout=20000)
+    assert (model_fingerprint(clf.path), adapter_gate.CATALOGUE_CAP) in adapter_gate._CACHE
+    ctl.record(second, "Watches")
+    assert ctl.warm_job is job  # once per model
+
+
+def test_predicting_again_uses_the_kept_model_outputs(rig_factory, tmp_path, clf, monkeypatch):
+    """No decoding or inference for files labelled in this session; same answers as predict()."""
+    folder = folder_with_new_class_items(tmp_path)
+    rig = rig_factory()
+    open_and_wait(rig, folder)
+    session = rig.window.session
+    assert len(session.features) == 9  # every readable file (not the broken one)
+    teach_jeans(rig, tmp_path)
+    calls: list[int] = []
+    real = clf.logits_and_embedding
+    monkeypatch.setattr(clf, "logits_and_embedding", lambda x: calls.append(len(x)) or real(x))
+    wait_relabelled(rig, lambda: learn_and_wait(rig))
+    assert calls == [19]  # the refit embedded its 19 taught photos; the folder's 9 files were not run
+    learned = rig.holder.classifier
+    names = sorted(model_rows(folder))
+    want = learned.predict([folder / n for n in names], top_k=3)
+    got = model_rows(folder)
+    for n, w in zip(names, want, strict=True):
+        assert (got[n].label, got[n].needs_review) == (w.label, w.needs_review)
+        assert got[n].confidence == pytest.approx(w.confidence, abs=1e-4)
+
+    calls.clear()
+    write_rgb(folder / "new_jeans_1.png", colour_image(1, 80, 60, 200))  # replaced by another photo
+    wait_relabelled(rig, rig.window.learning.undo)
+    assert calls == [1]  # only the changed file is decoded and run
+    assert model_rows(folder)["new_jeans_1.png"].label == "Watches"

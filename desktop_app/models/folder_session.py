@@ -10,7 +10,9 @@ When the model changes under an open folder (a refit, *Undo*, *Reset to factory*
 predicts again, in the background, every row no person has set: the same ``run_labeling`` run,
 whose rows carry the new model's identity (``fashion-label --adapter`` rows do the same), so the
 journal says which model made each suggestion. People's rows are never touched, also not those
-set while it runs (``workers.jobs.PeopleFirst``); ``relabelled`` says what changed.
+set while it runs (``workers.jobs.PeopleFirst``); ``relabelled`` says what changed. The model's
+outputs of every file labelled are kept while the folder is open (``models.folder_features``),
+so predicting again needs no decoding or inference.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
+from fashion_edge.desktop_app.models.folder_features import FolderFeatures
 from fashion_edge.desktop_app.models.label_table import (
     ItemRow,
     LabelTableModel,
@@ -133,6 +136,7 @@ class FolderSession(QObject):
         self.threshold: float | None = None  # None: keep the journal's needs_review flags
         self.meta: Any = None  # the classifier's metadata (unknown class, stored threshold)
         self.people = PeopleFirst()  # rows people set while a job runs: never written over
+        self.features = FolderFeatures()  # the model's outputs per file: a re-prediction needs no decoding
         self.relabelling = False  # the running job predicts the folder again (after a model change)
         self.queued: Any = None  # a classifier to predict the folder with once the running job stops
         self.last_changes: Changes | None = None
@@ -160,6 +164,7 @@ class FolderSession(QObject):
             return
         self.folder, self.journal = root, journal
         self.meta = getattr(classifier, "meta", None)
+        self.features.clear()
         self.model.reset(root, paths)
         wanted = set(paths)
         self.model.update_rows([self._row(r) for r in known.values() if r.path in wanted])
@@ -197,14 +202,11 @@ class FolderSession(QObject):
         self.relabelling = relabel
         self.people = PeopleFirst()
         sample = [self.folder / r.path for r in self.model.rows[:16]]
+        self.features.use_model(classifier)
         job = LabelingJob(
-            self.folder,
-            classifier,
-            self.journal,
-            review_below=self.threshold,
-            people=self.people,
-            sample=sample,
-        )
+            self.folder, classifier, self.journal, review_below=self.threshold, people=self.people,
+            sample=sample, features=self.features,
+        )  # fmt: skip
         job.batch_size = self.batch_size
         # signals of a job replaced by a newer open() are ignored
         job.signals.progress.connect(lambda d, t, j=job: self._on_progress(d, t) if j is self.job else None)
@@ -241,6 +243,8 @@ class FolderSession(QObject):
 
     def set_threshold(self, value: float | None) -> None:
         """Re-flag the model's rows with a new review threshold (people's labels are kept)."""
+        if value == self.threshold:
+            return  # e.g. a model change that keeps the rule: nothing to re-read or re-sort
         self.threshold = value
         self.refresh()
         self.proxy.refresh()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
@@ -76,6 +77,8 @@ class FolderView(QWidget):
         super().__init__(parent)
         self.session = session
         self.classes: list[str] = []
+        self._shown: Any = None  # the ItemRow the side panel shows
+        self._preview_of: Path | None = None  # the photo in the preview
 
         self.open_button = QPushButton("Open folder…")
         self.folder_label = QLabel("Open a folder of photos, or drop one on the window.")
@@ -285,13 +288,18 @@ class FolderView(QWidget):
     def show_current(self) -> None:
         row = self.current_source_row()
         if row is None:
+            self._shown, self._preview_of = None, None
             self.preview.clear()
             self.item_name.setText("")
             self.panel.show_message("select an item")
             return
         item = self.session.model.rows[row]
+        self._shown = item
         self.item_name.setText(item.path)
-        self.preview.setPixmap(image_pixmap(self.session.model.absolute(row), PREVIEW))  # runtime's decode
+        absolute = self.session.model.absolute(row)
+        if absolute != self._preview_of or item.error:  # the same photo is not decoded again
+            self.preview.setPixmap(image_pixmap(absolute, PREVIEW))  # runtime's decode
+            self._preview_of = absolute
         if item.error:
             self.preview.setText("unreadable")
             self.panel.show_message(f"✖ unreadable: {item.error}", "—", ERROR_STYLE)
@@ -302,9 +310,11 @@ class FolderView(QWidget):
             if item.source == "human":
                 self.panel.status.setText("✔ reviewed by a person")
 
-    def _on_data_changed(self, top_left: QModelIndex, _bottom_right: QModelIndex, *_: Any) -> None:
-        if self.current_source_row() == top_left.row():
-            self.show_current()
+    def _on_data_changed(self, top_left: QModelIndex, bottom_right: QModelIndex, *_: Any) -> None:
+        row = self.current_source_row()
+        if row is not None and top_left.row() <= row <= bottom_right.row():
+            if self.session.model.rows[row] != self._shown:
+                self.show_current()
         self._update_counts()
 
     # --- progress -------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from fashion_edge.desktop_app.model_holder import ModelHolder
 from fashion_edge.desktop_app.models.learning import AUTO_REFIT_EVERY, FitResult, LearningStore
 from fashion_edge.desktop_app.settings import AppSettings
 from fashion_edge.desktop_app.views.learning_panel import LearningPanel, adapter_details, pct, summary_text
-from fashion_edge.desktop_app.workers.learn_worker import LearnJob
+from fashion_edge.desktop_app.workers.jobs import FunctionJob
+from fashion_edge.desktop_app.workers.learn_worker import LearnJob, warm_up
 
 REFIT_EVERY_KEY = "learning/refit_every"  # the named setting N: refit after N new corrections (0 = off)
 FOLDER_KEY = "learning/folder"
@@ -83,6 +84,8 @@ class LearningController(QObject):
         self.refused: FitResult | None = None
         self.problem = ""  # why the stored adapter is not in use (one line)
         self._again = False
+        self.warm_job: FunctionJob | None = None
+        self._warmed: Any = None  # the plain model warm_up ran for
         panel.learn_requested.connect(lambda: self.learn())
         panel.teach_requested.connect(self.teach)
         panel.undo_requested.connect(self.undo)
@@ -172,7 +175,18 @@ class LearningController(QObject):
             return
         if self.refit_every and self.can_learn() and self.store.new_since_fit() >= self.refit_every:
             self.learn()
+        else:
+            self.warm_up()
         self.refresh()
+
+    def warm_up(self) -> None:
+        """Load what a refit needs ahead, once per model, in the pool (``learn_worker.warm_up``)."""
+        base = self.holder.base
+        if base is None or base is self._warmed or not self.can_learn():
+            return
+        self._warmed = base
+        self.warm_job = FunctionJob(lambda: warm_up(base))  # a failure here is met again by the refit
+        self.pool.start(self.warm_job)
 
     def teach(self) -> None:
         """Name a new class and pick its photos; they are recorded and learned at once."""

@@ -2,12 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, Signal
+
+BACKGROUND_NICE = 10  # the pool's jobs yield the CPU to the UI thread (Linux: a per-thread nice value)
+
+
+def yield_to_ui() -> None:
+    """Lower this pool thread's CPU priority, and so that of the decoding threads it starts (they
+    inherit it), below the UI thread's: on a busy 2-core machine the table keeps answering while a
+    folder is labelled or predicted again. Linux only (elsewhere, or when refused, nothing changes);
+    a thread's nice value cannot be raised back without privileges, so pool threads stay at it."""
+    native = getattr(threading, "get_native_id", None)
+    if native is None or not hasattr(os, "setpriority") or not sys.platform.startswith("linux"):
+        return
+    try:
+        tid = native()
+        if os.getpriority(os.PRIO_PROCESS, tid) < BACKGROUND_NICE:
+            os.setpriority(os.PRIO_PROCESS, tid, BACKGROUND_NICE)
+    except OSError:
+        pass
 
 
 class JobSignals(QObject):
@@ -38,12 +58,24 @@ class PeopleFirst:
             write()
             self.paths.add(path)
 
-    def engine(self, clf: Any, review_below: float | None, sample: Sequence[Path]) -> Callable[..., Any]:
-        """``runtime.labeling``'s local decode+infer engine with people's files left out."""
+    def engine(
+        self, clf: Any, review_below: float | None, sample: Sequence[Path], features: Any = None
+    ) -> Callable[..., Any]:
+        """``runtime.labeling``'s local decode+infer engine with people's files left out.
+
+        With ``features`` (``models.folder_features.FolderFeatures``), files whose model outputs
+        are kept are answered from them, and those decoded have theirs kept.
+        """
+        from fashion_edge.desktop_app.models.folder_features import RecordingClassifier
         from fashion_edge.runtime.label_engine import local_engine
         from fashion_edge.runtime.preprocess import choose_workers
 
-        inner = local_engine(clf, 3, review_below, choose_workers(list(sample)))
+        workers = choose_workers(list(sample))
+        if features is None or not getattr(clf.meta, "embedding_output", None):
+            inner = local_engine(clf, 3, review_below, workers)
+        else:
+            decoding = local_engine(RecordingClassifier(clf, features), 3, review_below, workers)
+            inner = features.engine(clf, review_below, decoding)
 
         def run(batches: Sequence[Any], cancel: threading.Event) -> Iterator[list[Any]]:
             results = inner(batches, cancel)
@@ -75,6 +107,7 @@ class LabelingJob(QRunnable):
         recursive: bool = False,
         people: PeopleFirst | None = None,
         sample: Sequence[Path] = (),
+        features: Any = None,
     ) -> None:
         super().__init__()
         self.setAutoDelete(False)
@@ -86,6 +119,7 @@ class LabelingJob(QRunnable):
         self.recursive = recursive
         self.people = people
         self.sample = list(sample)  # a few of the folder's files: how many decoding threads it wants
+        self.features = features  # the folder's kept model outputs (models.folder_features)
         self.batch_size = 16
         self.cancel_event = threading.Event()
         self.done = threading.Event()
@@ -97,9 +131,12 @@ class LabelingJob(QRunnable):
         from fashion_edge.runtime.journal import one_line
         from fashion_edge.runtime.labeling import run_labeling
 
+        yield_to_ui()
         try:
             engine = (
-                self.people.engine(self.classifier, self.review_below, self.sample) if self.people else None
+                self.people.engine(self.classifier, self.review_below, self.sample, self.features)
+                if self.people
+                else None
             )
             summary = run_labeling(
                 self.folder,
@@ -132,6 +169,7 @@ class FunctionJob(QRunnable):
         self.done = threading.Event()
 
     def run(self) -> None:
+        yield_to_ui()
         try:
             result = self.fn()
         except Exception as e:

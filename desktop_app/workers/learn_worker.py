@@ -16,6 +16,20 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, Signal
 
 from fashion_edge.desktop_app.models.learning import Cancelled, LearningStore
+from fashion_edge.desktop_app.workers.jobs import yield_to_ui
+
+
+def warm_up(classifier: Any) -> None:
+    """What every refit needs and no correction changes, loaded ahead (a pool job started with the
+    first correction of a session, while the person goes on correcting): SciPy's optimiser and the
+    catalogue check set (``runtime.adapter_gate.catalogue_for``: read from the user's cache, or
+    computed and cached there on the model's first-ever use). The refit then pays neither."""
+    import scipy.optimize  # noqa: F401
+    import threadpoolctl  # noqa: F401
+
+    from fashion_edge.runtime.adapter_gate import catalogue_for
+
+    catalogue_for(classifier)
 
 
 class LearnSignals(QObject):
@@ -51,6 +65,7 @@ class LearnJob(QRunnable):
 
     def run(self) -> None:
         t0 = time.perf_counter()
+        yield_to_ui()
         try:
             import scipy.optimize  # noqa: F401  (the fit's BLAS: loaded before the limit is set)
             from threadpoolctl import threadpool_limits
