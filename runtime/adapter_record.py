@@ -267,6 +267,8 @@ def load_adapter(path: Path, clf: Classifier) -> Adapter:
     c, k = len(ad.classes), len(ad.classes) - len(ad.new_classes)
     if ad.W.ndim != 2 or ad.W.shape[1] != c or ad.b.shape != (c,) or ad.classes[:k] != list(clf.classes):
         raise AdapterError(f"{path}: adapter parameters do not match its classes (damaged file)")
+    if not (np.isfinite(ad.W).all() and np.isfinite(ad.b).all()):
+        raise AdapterError(f"{path}: adapter parameters are not all finite numbers (damaged file)")
     if clf.meta.embedding_size and ad.W.shape[0] != clf.meta.embedding_size:
         raise AdapterError(
             f"{path}: adapter expects {ad.W.shape[0]}-d embeddings, model gives {clf.meta.embedding_size}"

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Label the images of FOLDER with a fashion-edge model (offline). "
         "Results are appended to the journal as they are made; run the same command again to resume.",
     )
-    p.add_argument("folder", type=Path, help="folder of images (JPEG, PNG, BMP, WebP, TIFF)")
+    p.add_argument("folder", type=Path, help="folder of images (JPEG, PNG, HEIC, AVIF, WebP, GIF, TIFF, BMP)")
     p.add_argument("--model", type=Path, default=None, help=f"model file (default: {default_model_path()})")
     p.add_argument(
         "--out", type=Path, default=None, metavar="JOURNAL",

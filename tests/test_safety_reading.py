@@ -356,6 +356,21 @@ def test_an_adapter_with_wrong_field_types_is_one_line(emb_model, tmp_path, caps
     assert code == 2 and "bad.npz: " in one_line(err) and message in err
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_an_adapter_with_nan_or_inf_parameters_is_one_line(emb_model, tmp_path, capsys, value):
+    good = adapter_file(emb_model, tmp_path)
+    with np.load(good) as z:
+        w = z["W"].copy()
+    w[0, 0] = value
+    buf = io.BytesIO()
+    np.save(buf, w)
+    bad = rewrite_npz(good, tmp_path / "nan.npz", {"W.npy": buf.getvalue()})
+    code, _, err = label([str(tmp_path), "--model", str(emb_model), "--adapter", str(bad)], capsys)
+    assert code == 2 and one_line(err).endswith(
+        "nan.npz: adapter parameters are not all finite numbers (damaged file)"
+    )
+
+
 def test_a_deeply_nested_adapter_record_is_one_line(emb_model, tmp_path, capsys):
     good = adapter_file(emb_model, tmp_path)
     buf = io.BytesIO()
