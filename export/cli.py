@@ -120,9 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             results, failures = verify_folder(
                 args.run, args.data, args.max_drop, args.max_class_drop, args.threads
             )
+            from fashion_edge.export.gate import cpu_path
+
+            cpu = cpu_path()
+            print(f"CPU: {cpu['model']}; int8 path: {cpu['int8_path']}")
             for r in results:
+                rng = f", int8 weights {r.int8_weight_range}" if r.int8_weight_range else ""
                 print(
-                    f"{r.file}: top-1 {r.scores.top1:.2f}% ({r.top1_delta:+.2f}), agreement {r.agreement:.2f}%"
+                    f"{r.file}: top-1 {r.scores.top1:.2f}% ({r.top1_delta:+.2f}), agreement {r.agreement:.2f}%{rng}"
                 )
             if failures:
                 print(f"{PROG}: export gate failed: " + "; ".join(failures), file=sys.stderr)

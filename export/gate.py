@@ -3,6 +3,12 @@
 Reference = the Keras float model on the run's test split. An int8 file fails the gate when its
 top-1 accuracy drops more than ``max_drop`` points or any class loses more than
 ``max_class_drop`` points of recall.
+
+The files run on this machine's int8 kernels only (``cpu_path`` says which). x86 CPUs without
+VNNI run ONNX Runtime's int8 Conv/MatMul with u8s8 instructions that add pairs of products in
+int16 and saturate when weights use all 8 bits; the gate cannot emulate that, so it checks the
+int8 ONNX weights instead: within ±64 (7 bits), 2 x 255 x 64 < 32768 and every path computes the
+same sums. A file with wider weights fails: it only holds on the build machine's instruction set.
 """
 
 from __future__ import annotations
@@ -59,6 +65,8 @@ class FileResult:
     failures: list[str] = field(default_factory=list)
     # cosine of the file's embedding output with the float reference's: mean, min, 1st percentile
     embedding_cosine: dict[str, float] | None = None
+    # int8 ONNX: [min, max] of the int8 weights feeding Conv/Gemm/MatMul (None: not int8 ONNX or unchecked)
+    int8_weight_range: list[int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -84,6 +92,53 @@ def runtime_outputs(
         return np.concatenate(outs), None, list(clf.classes)
     pairs = [clf.logits_and_embedding(x[i : i + batch]) for i in range(0, len(x), batch)]
     return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]), list(clf.classes)
+
+
+SATURATION_FREE = 64  # |int8 weight| bound that keeps u8s8 int16 pair sums exact: 2 * 255 * 64 < 32768
+_WEIGHT_OPS = {"Conv", "Gemm", "MatMul"}
+
+
+def int8_weight_range(path: str | Path) -> list[int] | None:
+    """[min, max] of the int8 weights that feed dense Conv/Gemm/MatMul through DequantizeLinear (QDQ
+    ONNX); None when the file has none or the ``onnx`` package is absent. Depthwise convolutions are
+    left out: their x86 kernels widen to int32 and cannot saturate (``onnx_export`` docstring)."""
+    from fashion_edge.export.onnx_export import is_depthwise
+
+    try:
+        import onnx
+        from onnx import numpy_helper
+    except ImportError:
+        return None
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: i for i in graph.initializer}
+    used_by: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            used_by.setdefault(name, set()).add("depthwise" if is_depthwise(node) else node.op_type)
+    lo = hi = None
+    for node in graph.node:
+        if (
+            node.op_type == "DequantizeLinear"
+            and node.input[0] in inits
+            and used_by.get(node.output[0], set()) & _WEIGHT_OPS
+        ):
+            w = numpy_helper.to_array(inits[node.input[0]])
+            if w.dtype == np.int8 and w.size:
+                lo = int(w.min()) if lo is None else min(lo, int(w.min()))
+                hi = int(w.max()) if hi is None else max(hi, int(w.max()))
+    return None if lo is None or hi is None else [lo, hi]
+
+
+def cpu_path() -> dict[str, Any]:
+    """The CPU the gate measured on and the int8 kernel path its flags select."""
+    from fashion_edge.benchmarks.sysinfo import cpu_info
+
+    info = cpu_info()
+    return {
+        "model": info["model"],
+        "int8_path": info["int8_path"],
+        "flags": [f for f, on in info["flags"].items() if on],
+    }
 
 
 def cosine_summary(emb: np.ndarray, ref: np.ndarray) -> dict[str, float]:
@@ -125,6 +180,8 @@ def evaluate_file(
     )  # fmt: skip
     if emb is not None and ref_emb is not None and emb.shape == ref_emb.shape:
         res.embedding_cosine = cosine_summary(emb, ref_emb)
+    if fmt.family == "onnx" and fmt.precision == "int8":
+        res.int8_weight_range = int8_weight_range(path)
     if file_classes != classes:
         res.failures.append(f"{path.name} names its classes {file_classes}, expected {classes}")
     return res
@@ -142,6 +199,11 @@ def apply_gate(
     for r in results:
         if -r.top1_delta > max_drop:
             r.failures.append(f"{r.file} lost {-r.top1_delta:.1f} points (max {max_drop:g})")
+        if r.int8_weight_range and max(-r.int8_weight_range[0], r.int8_weight_range[1]) > SATURATION_FREE:
+            r.failures.append(
+                f"{r.file} has int8 weights in {r.int8_weight_range}: x86 kernels without VNNI can saturate "
+                f"(needs |w| <= {SATURATION_FREE}, reduce_range)"
+            )
         worst = int(np.argmin(r.recall_delta))
         if -r.recall_delta[worst] > max_class_drop:
             r.failures.append(

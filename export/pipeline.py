@@ -41,6 +41,7 @@ from fashion_edge.export.gate import (
     GateError,
     Scores,
     apply_gate,
+    cpu_path,
     evaluate_file,
     goals,
     runtime_outputs,
@@ -291,7 +292,7 @@ def export_run(opts: ExportOptions) -> dict[str, Any]:
         "files": [r.to_dict() for r in results],
         "goals": goals(results),
         "gate": {"max_drop": opts.max_drop, "max_class_drop": opts.max_class_drop, "passed": not failures,
-                 "failures": failures},
+                 "failures": failures, "cpu": cpu_path()},
     }  # fmt: skip
     write_report(out, rep)
     if failures:

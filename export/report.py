@@ -23,6 +23,22 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.3f}"
 
 
+def cpu_lines(cpu: dict[str, Any] | None, files: list[dict[str, Any]]) -> list[str]:
+    """Which CPU and int8 kernel path the gate measured, and whether the int8 ONNX weights make that moot."""
+    if not cpu:
+        return []
+    out = [f"Measured on {cpu['model']} ({', '.join(cpu['flags']) or 'no int8 SIMD flags'}): "
+           f"int8 path **{cpu['int8_path']}**."]  # fmt: skip
+    for r in files:
+        rng = r.get("int8_weight_range")
+        if rng:
+            safe = max(-rng[0], rng[1]) <= 64
+            out.append(f"{r['file']}: int8 weights in [{rng[0]}, {rng[1]}]: "
+                       + ("7-bit, so CPUs without VNNI compute the same sums (no int16 saturation)." if safe
+                          else "8-bit: CPUs without VNNI can saturate, the figures above may not hold there."))  # fmt: skip
+    return [*(f"- {line}" for line in out), ""]
+
+
 def render_markdown(rep: dict[str, Any]) -> str:
     """The report as Markdown: files side by side, per-class recall change, calibration, gate."""
     ref, cal, gate = rep["reference"]["scores"], rep["calibration"], rep["gate"]
@@ -38,6 +54,7 @@ def render_markdown(rep: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"- {f}" for f in gate["failures"]] + ([""] if gate["failures"] else [])
+    lines += cpu_lines(gate.get("cpu"), rep["files"])
     lines += [
         "| file | precision | I/O | size MB | × float | top-1 % | Δ top-1 | macro-F1 % | agreement % "
         "| worst class Δ recall | coverage @thr % | acc. @thr % |",

@@ -113,6 +113,46 @@ def test_gate_rules_on_accuracy_and_class_recall() -> None:
     assert not ok.failures
 
 
+def test_gate_fails_int8_onnx_weights_that_saturate_without_vnni() -> None:
+    ref = Scores(90.0, 90.0, [90.0, 90.0], 100)
+    wide, narrow = (
+        _result("wide.onnx", 90.0, [90.0, 90.0], ref),
+        _result("narrow.onnx", 90.0, [90.0, 90.0], ref),
+    )
+    wide.int8_weight_range, narrow.int8_weight_range = [-127, 120], [-64, 64]
+    failures = apply_gate([wide, narrow], ["A", "B"])
+    assert len(failures) == 1 and failures[0].startswith("wide.onnx has int8 weights in [-127, 120]")
+    assert not narrow.failures
+
+
+def test_int8_weight_range_reads_qdq_weights_and_reduce_range_keeps_them_in_7_bits(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from fashion_edge.export.gate import int8_weight_range
+    from tests.onnx_tiny import onnx_float_model, tiny_metadata
+
+    float_path = tmp_path / "f.onnx"
+    onnx_float_model(float_path, tiny_metadata(("a", "b", "c"), 8, 6, "onnx", "float32"))
+    assert int8_weight_range(float_path) is None
+    calib = np.random.default_rng(0).integers(0, 256, (8, 8, 6, 3)).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter({"input": x[None]} for x in calib)
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    ranges = {}
+    for rr in (False, True):
+        out = tmp_path / f"q{int(rr)}.onnx"
+        quantize_static(str(float_path), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, reduce_range=rr)  # fmt: skip
+        ranges[rr] = int8_weight_range(out)
+    assert max(map(abs, ranges[False])) == 127 and max(map(abs, ranges[True])) <= 64
+
+
 # --- CLI: bad input, fast paths ----------------------------------------------------------------
 
 
