@@ -34,7 +34,7 @@ from fashion_edge.benchmarks.labelbench import label_in_subprocess, write_images
 from fashion_edge.benchmarks.latency import WorkerError
 from fashion_edge.benchmarks.photobench import photo_line, safe_photo_row
 from fashion_edge.benchmarks.sysinfo import environment
-from fashion_edge.benchmarks.table import main_table, report, speedup_table
+from fashion_edge.benchmarks.table import cpu_line, int8_not_faster, main_table, report, speedup_table
 
 QUICK = {
     "rounds": 1,
@@ -310,6 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a = parse_args(argv)
         floors = floor_checks.parse(a.floor, "floor")
         ceilings = floor_checks.parse(a.ceiling, "ceiling")
+        print(cpu_line(environment(), a.threads_list), flush=True)
         result = run(a, command)
         if a.compare:
             result["compare"] = compare_folders(a, command, result)
@@ -333,6 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result["speedups"]:
         print()
         print(speedup_table(result))
+        if line := int8_not_faster(result):
+            print(line)
     print(f"\nWrote {', '.join(str(p) for p in paths.values())}")
     for note in result["notes"]:
         print(f"note: {note}", file=sys.stderr)

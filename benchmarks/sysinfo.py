@@ -10,12 +10,23 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("numpy", "onnxruntime", "ai-edge-litert", "opencv-python-headless", "tensorflow", "tf-keras")
-FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_vnni",
+    "avx_vnni",
+    "amx_int8",
+    "amx_bf16",
+    "asimddp",
+    "i8mm",
+)  # x86, then ARM
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
-    """CPU model name and which of the int8-relevant SIMD flags it has (Linux; blanks elsewhere)."""
+    """CPU model name, which int8-relevant SIMD flags it has (Linux; blanks elsewhere) and the int8
+    kernel path they select: without VNNI, x86 u8s8 kernels add pairs of products in int16, which
+    saturates with 8-bit weights (our int8 ONNX uses 7-bit dense weights: exact on every path)."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
@@ -25,9 +36,17 @@ def cpu_info(cpuinfo: str | Path = "/proc/cpuinfo") -> dict[str, Any]:
         key, _, value = line.partition(":")
         if key.strip() == "model name" and value.strip():
             model = value.strip()
-        elif key.strip() == "flags" and not flags:
+        elif key.strip() in ("flags", "Features") and not flags:  # ARM lists "Features"
             flags = set(value.split())
-    return {"model": model, "flags": {f: f in flags for f in FLAGS}}
+    has = {f: f in flags for f in FLAGS}
+    path = (
+        "AMX int8" if has["amx_int8"]
+        else "VNNI (int32 dot products, no saturation)" if has["avx512_vnni"] or has["avx_vnni"]
+        else "x86 AVX2 without VNNI (u8s8 int16 pair sums: 8-bit weights can saturate)" if has["avx2"]
+        else "ARM int8 dot product" + (" + i8mm" if has["i8mm"] else "") if has["asimddp"]
+        else "no int8 dot-product instructions seen"
+    )  # fmt: skip
+    return {"model": model, "flags": has, "int8_path": path}
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:

@@ -154,12 +154,30 @@ def recall_lines(result: dict[str, Any]) -> list[str]:
     return lines
 
 
-def environment_lines(env: dict[str, Any]) -> list[str]:
+def cpu_line(env: dict[str, Any], threads: Sequence[int]) -> str:
+    """The CPU, its int8-relevant flags and kernel path, and the thread counts measured: one line."""
     cpu = env["cpu"]
     flags = ", ".join(f for f, on in cpu["flags"].items() if on) or "none of " + ", ".join(cpu["flags"])
+    path = f"; int8 path: {cpu['int8_path']}" if cpu.get("int8_path") else ""
+    return (f"CPU: {cpu['model']} ({env['cores']} logical cores; int8 flags: {flags}{path}); "
+            f"threads: {', '.join(map(str, threads))}")  # fmt: skip
+
+
+def int8_not_faster(result: dict[str, Any]) -> str | None:
+    """One line naming the runtimes/settings where int8 was no faster than float32 in this run."""
+    slow = [s for s in result["speedups"] if s["speedup"] <= 1.0]
+    if not slow:
+        return None
+    where = "; ".join(f"{s['format_label']} {s['speedup']:.2f}× (batch {s['batch']}, {s['threads']} thread(s))"
+                      for s in slow)  # fmt: skip
+    cpu = result["environment"]["cpu"]
+    return f"int8 is not faster than float32 on this CPU ({cpu['model']}, {cpu.get('int8_path', 'int8 path unknown')}): {where}."
+
+
+def environment_lines(env: dict[str, Any], threads: Sequence[int] = ()) -> list[str]:
     pkgs = ", ".join(f"{k} {v}" for k, v in env["packages"].items() if v)
     return [
-        f"- CPU: {cpu['model']} ({env['cores']} logical cores; flags: {flags})",
+        f"- {cpu_line(env, threads)}",
         f"- Load average at start: {env.get('load_average')}",
         f"- Python {env['python']} on {env['platform']}",
         f"- Packages: {pkgs}",
@@ -214,6 +232,7 @@ def report(result: dict[str, Any], plot_name: str | None = None) -> str:
         "## int8 speed-up over float32 (same runtime, same run)",
         "",
         speedup_table(result) if result["speedups"] else "No float32/int8 pair of the same format.",
+        *(["", line] if (line := int8_not_faster(result)) else []),
         "",
         "## Goals (issue #7)",
         "",
@@ -237,7 +256,7 @@ def report(result: dict[str, Any], plot_name: str | None = None) -> str:
         "",
         "## Environment",
         "",
-        *environment_lines(result["environment"]),
+        *environment_lines(result["environment"], result["settings"]["threads"]),
         "",
     ]
     if plot_name:

@@ -87,8 +87,12 @@ def test_quick_bench_writes_table_json_and_plot(colour_model_dir, tmp_path, caps
 
     header = "| Format | Precision | Size | Top-1 | Macro-F1 | Agreement | p50 ms | p99 ms | img/s | RSS |"
     assert header in printed and "| ONNX | float32 |" in printed and "| ONNX | int8 |" in printed
+    cpu = result["environment"]["cpu"]
+    assert printed.startswith(f"CPU: {cpu['model']}") and "int8 path: " + cpu["int8_path"] in printed
+    assert printed.splitlines()[0].endswith("threads: 1") and result["settings"]["threads"] == [1]
     md = (tmp_path / "out" / "results.md").read_text()
-    assert header in md and "100.00%" in md
+    assert header in md and "100.00%" in md and f"- CPU: {cpu['model']}" in md and "threads: 1" in md
+    assert ("int8 is not faster than float32 on this CPU" in md) == (up["speedup"] <= 1.0)
     png = (tmp_path / "out" / "bench.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert header in results_md.read_text() and results_md.with_suffix(".png").exists()
@@ -175,6 +179,26 @@ def test_cpu_info_reads_flags(tmp_path) -> None:
     info = cpu_info(f)
     assert info["model"] == "Test CPU 9000"
     assert info["flags"]["avx512_vnni"] and info["flags"]["avx512f"] and not info["flags"]["amx_int8"]
+    assert info["int8_path"].startswith("VNNI")
+    f.write_text("model name\t: EPYC 7002\nflags\t\t: fpu avx2 fma\n")
+    assert cpu_info(f)["int8_path"].startswith("x86 AVX2 without VNNI")
+    f.write_text("processor\t: 0\nFeatures\t: fp asimd asimddp i8mm\n")  # ARM names them Features
+    arm = cpu_info(f)
+    assert (
+        arm["flags"]["asimddp"] and arm["flags"]["i8mm"] and arm["int8_path"] == "ARM int8 dot product + i8mm"
+    )
+
+
+def test_int8_not_faster_line_names_the_cpu_and_the_slow_settings() -> None:
+    from fashion_edge.benchmarks.table import int8_not_faster
+
+    ups = [{"format_label": "TFLite", "batch": 1, "threads": 1, "speedup": 0.95},
+           {"format_label": "ONNX", "batch": 1, "threads": 1, "speedup": 1.4}]  # fmt: skip
+    env = {"cpu": {"model": "EPYC", "int8_path": "x86 AVX2 without VNNI"}}
+    line = int8_not_faster({"speedups": ups, "environment": env})
+    assert line == ("int8 is not faster than float32 on this CPU (EPYC, x86 AVX2 without VNNI): "
+                    "TFLite 0.95× (batch 1, 1 thread(s)).")  # fmt: skip
+    assert int8_not_faster({"speedups": ups[1:], "environment": env}) is None
 
 
 @pytest.mark.slow
