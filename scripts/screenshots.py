@@ -4,6 +4,8 @@
 
 Camera mode is fed by FakeCamera with a catalogue photo on a plain background; folder mode labels
 ~30 catalogue photos plus one unreadable file in a temporary folder. Settings go to a temp file.
+after-refit.png: a second folder labelled by the plain model, then learned from (Jeans taught),
+showing the folder predicted again by the learned model.
 """
 
 from __future__ import annotations
@@ -87,6 +89,47 @@ def learning_shot(app: QApplication, window: MainWindow, clf, out: Path) -> None
     print(f"{shot}: {ctl.panel.summary.text()}{' | ' + alert if alert else ''}")
 
 
+def after_refit_shot(app: QApplication, window: MainWindow, clf, out: Path, tmp: Path) -> None:
+    """A folder labelled by the plain model (Jeans among the items); the person marks 3 Jeans; after
+    *Learn from my corrections* the folder's other rows are predicted again by the learned model."""
+    if not clf.meta.embedding_output:
+        return
+    session, ctl, view = window.session, window.learning, window.folder
+    ctl.dialogs.confirm = lambda *_a: True
+    ctl.reset()  # start from the plain model
+    folder = tmp / "Table 4"
+    folder.mkdir()
+    jeans = pick_images(["Jeans"], 16, skip=40)
+    for p, _ in pick_images(list(clf.classes), 28, skip=80) + jeans:
+        shutil.copy2(p, folder / p.name)
+    done: list[object] = []
+    session.finished.connect(done.append)
+    window.open_folder(folder)
+    wait(app, lambda: bool(done))
+    for p, _ in jeans[:3]:  # the person types the new class for three of them
+        session.set_label(session.model.row_of(p.name), "Jeans")
+    for p, t in pick_images(list(clf.classes), 60, skip=40):  # camera items saved earlier
+        ctl.record(p, t, "capture")
+    for p, _ in pick_images(["Jeans"], 10, skip=5):
+        ctl.record(p, "Jeans", "taught")
+    got: list[object] = []
+    session.relabelled.connect(got.append)
+    ctl.learn()
+    wait(app, lambda: bool(got), 300)
+    view.filter_box.setCurrentIndex(0)  # needs review first
+    view.table.setFocus()
+    row = next((i for i in range(session.proxy.rowCount())
+                if session.proxy.mapToSource(session.proxy.index(i, 0)).row() == session.model.row_of(jeans[5][0].name)), 0)  # fmt: skip
+    view.table.setCurrentIndex(session.proxy.index(row, 0))
+    view.show_current()
+    window.statusBar().clearMessage()
+    for _ in range(20):
+        app.processEvents()
+    shot = out / "after-refit.png"
+    window.grab().save(str(shot))
+    print(f"{shot}: {view.notice.text()} | {window.threshold.text()}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, default=None, help="model file (default: the shipped int8 model)")
@@ -159,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{shot}: {c['total']} items, {c['review']} need review, {c['errors']} unreadable, {c['human']} reviewed"
         )
         learning_shot(app, window, clf, args.out)
+        after_refit_shot(app, window, clf, args.out, tmp)
         window.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

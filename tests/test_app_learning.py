@@ -584,7 +584,11 @@ def test_refit_predicts_the_open_folder_again_and_keeps_peoples_rows(rig_factory
     assert {r.model for r in after.values()} == {learned.model_id}  # the learned model's identity
     assert [after[f"new_jeans_{i}.png"].label for i in range(3)] == ["Jeans"] * 3
     assert changes.updated >= 3 and {f"new_jeans_{i}.png" for i in range(3)} <= changes.paths
-    assert f"{changes.updated} suggestions updated" in view.notice.text()
+    assert (
+        f"{changes.predicted} items predicted again: {changes.updated} suggestions updated"
+        in view.notice.text()
+    )
+    assert changes.predicted == 8 and "your 1 label kept" in view.notice.text()
     assert view.notice.isVisibleTo(rig.window) and not view.progress.isVisibleTo(rig.window)
     rows = {r.path: r for r in session.model.rows}
     assert rows["new_jeans_0.png"].label == "Jeans" and rows["item_000.png"].source == "human"
@@ -605,9 +609,13 @@ def test_changes_line_counts_updates_and_auto_accepts():
     after = [row("a", "Jeans", False), row("b", "Hats", False), row("c", "Hats", True),
              row("d", "Hats", True, "human"), row("e", "Hats", False)]  # fmt: skip
     c = changes(before, after)
-    assert (c.updated, c.accepted, c.review, c.labelled) == (1, 2, 1, 1)
-    assert c.line() == "1 suggestion updated · 2 now auto-accepted · 1 now needs review · 1 labelled"
-    assert changes(before, list(before.values())).line() == "no suggestion changed"
+    assert (c.predicted, c.updated, c.accepted, c.review, c.labelled, c.kept) == (4, 1, 2, 1, 1, 1)
+    assert c.line() == (
+        "4 items predicted again: 1 suggestion updated · 2 now auto-accepted · 1 now needs review · "
+        "1 labelled · your 1 label kept"
+    )
+    same = changes(before, [r for r in before.values() if not r.pending])
+    assert same.line() == "3 items predicted again: no suggestion changed · your 1 label kept"
 
 
 def test_a_correction_made_while_the_folder_is_predicted_again_is_kept(rig_factory, tmp_path, clf):

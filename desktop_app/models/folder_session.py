@@ -52,22 +52,30 @@ REFRESH_S = 0.25  # re-read the journal at most this often while a job runs
 class Changes:
     """What predicting a folder again changed, over the rows the model labels (people's excluded)."""
 
+    predicted: int = 0  # rows the model answered again
     updated: int = 0  # suggestions with another label
     accepted: int = 0  # needed review, now auto-accepted
     review: int = 0  # were auto-accepted, now need review
     labelled: int = 0  # had no label yet
+    kept: int = 0  # people's rows (never touched)
     cancelled: bool = False
     paths: set[str] = field(default_factory=set)  # the rows whose suggestion or flag changed
 
     def line(self) -> str:
-        """ "14 suggestions updated · 6 now auto-accepted" (the parts that are not zero)."""
-        parts = [
-            f"{self.updated} suggestion{'s' * (self.updated != 1)} updated" if self.updated else "",
-            f"{self.accepted} now auto-accepted" if self.accepted else "",
-            f"{self.review} now need{'s' * (self.review == 1)} review" if self.review else "",
-            f"{self.labelled} labelled" if self.labelled else "",
-        ]
-        text = " · ".join(p for p in parts if p) or "no suggestion changed"
+        """ "40 items predicted again: 14 suggestions updated · 6 now auto-accepted · your 3 labels kept"."""
+        if self.updated or self.accepted or self.review or self.labelled:
+            parts = [
+                f"{self.updated} suggestion{'s' * (self.updated != 1)} updated",
+                f"{self.accepted} now auto-accepted",
+                f"{self.review} now need{'s' * (self.review == 1)} review" if self.review else "",
+                f"{self.labelled} labelled" if self.labelled else "",
+            ]
+            text = " · ".join(p for p in parts if p)
+        else:
+            text = "no suggestion changed"
+        text = f"{self.predicted} item{'s' * (self.predicted != 1)} predicted again: {text}"
+        if self.kept:
+            text += f" · your {self.kept} label{'s' * (self.kept != 1)} kept"
         return text + (" (stopped early)" if self.cancelled else "")
 
 
@@ -76,8 +84,11 @@ def changes(before: dict[str, ItemRow], after: list[ItemRow], cancelled: bool = 
     out = Changes(cancelled=cancelled)
     for row in after:
         old = before.get(row.path)
+        if row.source == "human":
+            out.kept += 1
         if old is None or row.source != "model" or row.error or old.source == "human":
             continue
+        out.predicted += 1
         if old.pending:
             out.labelled += 1
             continue

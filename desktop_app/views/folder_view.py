@@ -122,7 +122,7 @@ class FolderView(QWidget):
             (LabelTableModel.ITEM, 190),
             (LabelTableModel.LABEL, 130),
             (LabelTableModel.CONFIDENCE, 90),
-            (LabelTableModel.STATUS, 165),
+            (LabelTableModel.STATUS, 235),  # room for '… · updated' after a model change
         ):
             self.table.setColumnWidth(col, width)
 
@@ -356,7 +356,7 @@ class FolderView(QWidget):
         self._on_stopped()
         self.session.model.mark_updated(changes.paths)
         what = self.session.relabel_what
-        self.show_notice(f"Suggestions from {what}: {changes.line()}")
+        self.show_notice(f"With {what} — {changes.line()}")
         self.show_current()
 
     def show_notice(self, text: str) -> None:

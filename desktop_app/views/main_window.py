@@ -202,7 +202,7 @@ class MainWindow(QMainWindow):
         self.session.relabel(self.holder.worker_classifier(), what)
 
     def _on_relabelled(self, changes: Any) -> None:
-        self.statusBar().showMessage(f"Suggestions from {self.session.relabel_what}: {changes.line()}", 15000)
+        self.statusBar().showMessage(f"With {self.session.relabel_what} — {changes.line()}", 15000)
 
     def _on_corrected(self, rel: str) -> None:
         """A person set or confirmed a folder item's label: keep it for learning."""
