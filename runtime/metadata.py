@@ -114,7 +114,7 @@ class ModelMetadata:
 # --- validation on load -------------------------------------------------------------------
 
 FITS = ("pad", "crop", "stretch")
-COLOR_ORDERS = ("RGB", "BGR")
+COLOR_ORDERS = ("RGB", "BGR", "GRAY")  # GRAY: 1-channel models (Fashion-MNIST recipe)
 OUTPUTS = ("logits", "probabilities")
 MAX_SIDE = 4096  # input height/width: the shipped models take 80x60 to 224x224
 MAX_MODEL_BYTES = 512 * 2**20  # a model file larger than this is refused before it is read (shipped: < 20 MB)
@@ -158,7 +158,7 @@ def validate(meta: ModelMetadata) -> None:
     not starting like a spreadsheet formula. ``review_threshold`` a number in [0, 1],
     ``temperature`` a positive number, ``fit`` one of FITS, ``unknown_class`` one of the classes.
     The input contract: ``height``/``width`` whole numbers in 1..MAX_SIDE, ``channels`` 1 or 3,
-    ``color_order`` RGB or BGR, ``layout`` NHWC, ``pad_value`` a whole number in 0..255,
+    ``color_order`` RGB, BGR or GRAY, ``layout`` NHWC, ``pad_value`` a whole number in 0..255,
     ``outputs`` one of OUTPUTS; output names strings, ``embedding_size`` a positive whole number.
     """
     classes = meta.classes
@@ -179,7 +179,7 @@ def validate(meta: ModelMetadata) -> None:
     if _int(meta.channels) not in (1, 3):
         raise MetadataError(f"metadata channels {meta.channels!r} is not 1 or 3")
     if not isinstance(meta.color_order, str) or meta.color_order.upper() not in COLOR_ORDERS:
-        raise MetadataError(f"metadata color_order {meta.color_order!r} is not RGB or BGR")
+        raise MetadataError(f"metadata color_order {meta.color_order!r} is not RGB, BGR or GRAY")
     if meta.layout != "NHWC":
         raise MetadataError(f"metadata layout {meta.layout!r} is not NHWC")
     pad = _int(meta.pad_value)

@@ -452,7 +452,7 @@ def test_ray_missing_is_one_line_before_any_adapter_fit(emb_model, tmp_path, cap
     [
         ({"pad_value": 1000}, "pad_value 1000 is not a whole number in 0..255"),
         ({"height": 80.0}, "height 80.0 is not a whole number"),
-        ({"color_order": 5}, "color_order 5 is not RGB or BGR"),
+        ({"color_order": 5}, "color_order 5 is not RGB, BGR or GRAY"),
         ({"channels": 4}, "channels 4 is not 1 or 3"),
         ({"outputs": "scores"}, "outputs 'scores' is unknown"),
         ({"input_range": 255}, "input_range 255 is not two numbers"),
