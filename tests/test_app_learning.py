@@ -779,3 +779,25 @@ def test_predicting_again_uses_the_kept_model_outputs(rig_factory, tmp_path, clf
     wait_relabelled(rig, rig.window.learning.undo)
     assert calls == [1]  # only the changed file is decoded and run
     assert model_rows(folder)["new_jeans_1.png"].label == "Watches"
+
+
+def test_a_model_change_while_the_folder_is_labelled_stops_it_and_labels_with_the_new_model(
+    rig_factory, tmp_path, clf
+):
+    from fashion_edge.runtime.adapter import model_fingerprint
+
+    folder = tmp_path / "photos"
+    colour_items(folder, 12)
+    rig = rig_factory()
+    session = rig.window.session
+    session.batch_size = 2
+    session.open(folder, SlowEmbedding(clf, delay_s=0.2))  # still labelling when the model changes
+    rig.qtbot.waitUntil(lambda: any(r.source for r in session.model.rows), timeout=10000)
+    other = runtime.load(embedding_model(tmp_path / "other.onnx", bias=0.02))
+    finished: list = []
+    session.finished.connect(finished.append)
+    changes = wait_relabelled(rig, lambda: session.relabel(other, "the learned model"))
+    assert not finished  # the first run was stopped, not reported as done
+    rows = model_rows(folder)
+    assert len(rows) == 12 and {r.model for r in rows.values()} == {model_fingerprint(other.path)}
+    assert not any(r.pending for r in session.model.rows) and changes.predicted == 12

@@ -79,6 +79,7 @@ class FolderView(QWidget):
         self.classes: list[str] = []
         self._shown: Any = None  # the ItemRow the side panel shows
         self._preview_of: Path | None = None  # the photo in the preview
+        self._predicting = False  # the folder is being predicted again
 
         self.open_button = QPushButton("Open folder…")
         self.folder_label = QLabel("Open a folder of photos, or drop one on the window.")
@@ -203,7 +204,7 @@ class FolderView(QWidget):
         session.started.connect(self._on_started)
         session.progress.connect(self._on_progress)
         session.finished.connect(self._on_finished)
-        session.failed.connect(lambda _m: self._on_stopped())
+        session.failed.connect(lambda _m: self._on_failed())
         session.relabel_started.connect(self._on_relabel_started)
         session.relabelled.connect(self._on_relabelled)
         session.model.dataChanged.connect(self._on_data_changed)
@@ -342,7 +343,14 @@ class FolderView(QWidget):
         self.show_current()
         self.table.setFocus()
 
+    def _on_failed(self) -> None:
+        self._on_stopped()
+        if self._predicting:  # the window shows the reason; the notice must not promise a result
+            self._predicting = False
+            self.show_notice("")
+
     def _on_relabel_started(self, total: int) -> None:
+        self._predicting = True
         self.show_notice(
             f"Predicting this folder again with {self.session.relabel_what}… (your labels are kept)"
         )
@@ -353,6 +361,7 @@ class FolderView(QWidget):
         self.cancel_button.setVisible(True)
 
     def _on_relabelled(self, changes: Any) -> None:
+        self._predicting = False
         self._on_stopped()
         self.session.model.mark_updated(changes.paths)
         what = self.session.relabel_what
