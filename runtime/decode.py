@@ -268,9 +268,9 @@ def decode_image(data: bytes, min_size: tuple[int, int] | None = None) -> np.nda
     """Decode encoded image bytes into an HxWx3 uint8 RGB array.
 
     With ``min_size=(h, w)`` (the model's input) a JPEG is decoded at the largest DCT reduction
-    that leaves at least ``MARGIN`` x that size; otherwise at full size. JPEGs get EXIF
-    orientation; PNG/WebP/TIFF keep alpha (composited on white), 16-bit depth (scaled to 8-bit)
-    and grayscale (expanded to 3 channels).
+    that leaves at least ``MARGIN`` x that size; otherwise at full size. EXIF orientation is
+    applied for every format; PNG/WebP/AVIF/HEIC/TIFF/GIF keep alpha (composited on white), 16-bit
+    depth (scaled to 8-bit) and grayscale (expanded to 3 channels).
     """
     return decode_sized(data, min_size)[0]
 
