@@ -62,7 +62,7 @@ from fashion_edge.runtime.placement import (
     place_all,
     sanitize_folder_name,
 )
-from fashion_edge.runtime.preprocess import IMAGE_SUFFIXES, choose_workers
+from fashion_edge.runtime.preprocess import choose_workers, is_image_file
 
 __all__ = [
     "FIELDS", "SOURCES", "JOURNAL_NAME", "REVIEW_FOLDER", "LabelingError", "LabelRecord", "LabelSummary",
@@ -137,8 +137,9 @@ class Listing:
 def list_folder(
     folder: str | Path, recursive: bool = False, skip: Iterable[Path] = (), ours: Iterable[Path] = ()
 ) -> Listing:
-    """Files with an image suffix (``preprocess.IMAGE_SUFFIXES``; anything but a folder: special
-    files become error rows) and the other files, skipped; both sorted. The tool's own files
+    """Images (``preprocess.is_image_file``: a suffix of ``IMAGE_SUFFIXES``, or no suffix and the
+    first bytes of an image; anything but a folder: special files with an image suffix become
+    error rows) and the other files, skipped; both sorted. Hidden names are skipped. The tool's own files
     (``ours``, files named like the default journal or its record/lock, temporary files) are in
     neither. Sub-folders without recursion limits; hidden and symlinked folders not entered,
     folders in ``skip`` left out."""
@@ -170,7 +171,7 @@ def list_folder(
                     and not (skipped_dirs and _resolved(e.path) in skipped_dirs)
                 ):
                     stack.append(Path(e.path))
-            elif os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES and not e.name.startswith("."):
+            elif not e.name.startswith(".") and is_image_file(e.path):
                 found.append(Path(e.path))
             elif not _is_ours(e.name) and not (own and _resolved(e.path) in own):
                 other.append(Path(e.path))
