@@ -46,6 +46,7 @@ from fashion_edge.runtime.labeling import (
 from fashion_edge.runtime.review import needs_review
 
 REFRESH_S = 0.25  # re-read the journal at most this often while a job runs
+QUICK_S = 1.0  # a re-prediction shows its rows at the end unless it runs longer than this
 
 
 @dataclass
@@ -154,6 +155,7 @@ class FolderSession(QObject):
         self.relabel_what = "the learned model"  # said in the notice: which model predicts again
         self._before: dict[str, ItemRow] = {}
         self._last_refresh = 0.0
+        self._started = 0.0
 
     @property
     def running(self) -> bool:
@@ -211,6 +213,7 @@ class FolderSession(QObject):
     def _start(self, classifier: Any, relabel: bool) -> None:
         assert self.folder is not None and self.journal is not None
         self.relabelling = relabel
+        self._started = time.monotonic()
         self.people = PeopleFirst()
         sample = [self.folder / r.path for r in self.model.rows[:16]]
         self.features.use_model(classifier)
@@ -261,7 +264,9 @@ class FolderSession(QObject):
         self.proxy.refresh()
 
     def _on_progress(self, done: int, total: int) -> None:
-        if time.monotonic() - self._last_refresh >= REFRESH_S or done >= total:
+        # predicting again from kept outputs ends in a blink: one refresh at the end is enough
+        quick = self.relabelling and time.monotonic() - self._started < QUICK_S
+        if not quick and (time.monotonic() - self._last_refresh >= REFRESH_S or done >= total):
             self.refresh()
         self.progress.emit(done, total)
 
