@@ -429,13 +429,13 @@ def open_for_writing(path: Path, flags: int) -> int:
         check_target(path)
         fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0), 0o666)
     except UnsafeFileError as e:
-        raise LabelingError(f"{path}: refusing to write the journal ({e})") from None
+        raise LabelingError(f"{path}: cannot write the journal: {e}") from None
     except OSError as e:
         raise LabelingError(f"{path}: cannot write the journal ({e.strerror or e})") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise LabelingError(f"{path}: refusing to write the journal (not a regular file)")
+        raise LabelingError(f"{path}: cannot write the journal: not a regular file")
     if hasattr(os, "set_blocking"):
         os.set_blocking(fd, True)
     return fd
@@ -502,7 +502,7 @@ def _write_through_temp(path: Path, write: Callable[[int], None]) -> None:
     try:
         check_target(path)
     except UnsafeFileError as e:
-        raise LabelingError(f"{path}: refusing to replace it ({e})") from None
+        raise LabelingError(f"{path}: cannot replace it: {e}") from None
     target = path.resolve() if path.is_symlink() else path  # replace the file, not the link
     tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     tmp.unlink(missing_ok=True)  # ours (by name and pid), left by an interrupted write

@@ -64,7 +64,8 @@ def lock_of(journal: Path) -> Path:
 
 def check_journal_files(journal: Path) -> None:
     """Refuse a journal, sidecar or lock path that is a FIFO, a device, a folder or a symlink to a
-    missing path (LabelingError naming it), before any of them is opened."""
+    missing path, and a lock that is a symlink at all (LabelingError naming it), before any of
+    them is opened."""
     for path, what in (
         (journal, "journal"),
         (sidecar_of(journal), "journal record"),
@@ -73,7 +74,10 @@ def check_journal_files(journal: Path) -> None:
         try:
             check_target(path)
         except UnsafeFileError as e:
-            raise LabelingError(f"{path}: refusing to use it as the {what} ({e})") from None
+            raise LabelingError(f"{path}: cannot use this as the {what}: {e}") from None
+    lock = lock_of(journal)
+    if lock.is_symlink():  # the lock is ours, never a link (filelock's refusal would blame the folder)
+        raise LabelingError(f"{lock}: cannot use this as the lock: it is a symlink; remove it")
 
 
 def bind_to_folder(journal: Path, folder: Path, model_id: str, has_rows: bool) -> None:

@@ -89,7 +89,7 @@ class LabelSummary:
     cancelled: bool
     seconds: float
     sorted_files: int = 0
-    relabelled: int = 0  # earlier rows not trusted (another model, NaN confidence): labelled again
+    relabelled: int = 0  # earlier rows not trusted (another model, NaN, no identity): labelled again
     ignored_rows: int = 0  # malformed rows in the journal (e.g. edited by hand): kept, not used
     changed: int = 0  # files whose size or time differ from their row (a reused name): labelled again
     skipped: int = 0  # files that are not images we read (not our own journal, lock or temp files)
@@ -105,7 +105,10 @@ class LabelSummary:
         if self.resumed:
             text += f" [{self.resumed} from an earlier run]"
         if self.relabelled:
-            text += f" [{self.relabelled} earlier rows of another model or invalid: labelled again]"
+            text += (
+                f" [{self.relabelled} earlier rows of another model, invalid or without the file's size and time"
+                " (older journals): labelled again]"
+            )
         if self.changed:
             text += f" [{self.changed} files changed since their row (a reused name?): labelled again]"
         if self.ignored_rows:

@@ -400,6 +400,15 @@ def test_a_journal_symlinked_to_a_missing_path_is_refused_not_created(model, tmp
     assert not outside.exists()
 
 
+def test_a_lock_symlinked_to_another_file_is_refused_and_the_file_untouched(model, tmp_path, capsys):
+    src = photos(tmp_path / "src", 1)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    os.symlink(victim, src / f"{JOURNAL_NAME}.lock")
+    assert "it is a symlink" in _refused(model, capsys, src)
+    assert victim.read_text() == "keep me" and not (src / JOURNAL_NAME).exists()
+
+
 @needs_fifo
 @pytest.mark.timeout(30)
 def test_a_fifo_journal_through_a_subprocess_ends_at_once(model, tmp_path):
