@@ -226,13 +226,20 @@ def sort_into(
     (``placement``); a copy already made by an earlier run (same bytes under the file's name) is
     not made again, unless ``fresh`` (rows labelled in this run: identical twins are both copied);
     a file already in its class folder stays. Error rows and files no longer present are skipped.
-    ``paths`` maps journal keys to files. Labels that would share a folder are refused
-    (PlacementError) before anything is placed.
+    ``paths`` maps journal keys to files (without it, keys naming files outside ``folder`` are
+    skipped). Labels that would share a folder are refused (PlacementError) before anything is
+    placed.
     """
     recs = list(records)
     folders = class_folders(r.label for r in recs if not r.error and not r.needs_review)
     placed = _sort(recs, folder, dest, move, paths, _cleaned, fresh, folders)
     return [(p.src, p.dst) for p in placed]
+
+
+def _outside(path: Path, root: Path) -> bool:
+    """Is ``path`` outside ``root``, judged by its spelling (``..`` parts, absolute keys)?"""
+    rel = os.path.relpath(os.path.normpath(os.path.abspath(path)), os.path.normpath(os.path.abspath(root)))
+    return rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel)
 
 
 def _sort(
@@ -251,8 +258,8 @@ def _sort(
         if rec.error:
             continue
         src = paths.get(rec.path) if paths is not None else path_of_key(root, rec.path)
-        if src is None or not src.is_file():
-            continue
+        if src is None or (paths is None and _outside(src, root)) or not src.is_file():
+            continue  # (a hand-edited row may name a file outside the folder: never touched)
         sub = REVIEW_FOLDER if rec.needs_review else folders.get(rec.label) or sanitize_folder_name(rec.label)
         pairs.append((src, out / sub))
     return place_all(pairs, move, cleaned if cleaned is not None else set(), fresh)

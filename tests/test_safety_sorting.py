@@ -22,7 +22,7 @@ from fashion_edge.runtime import load
 from fashion_edge.runtime.journal import FIELDS, MODEL_FIELDS, LabelRecord, append_records, scan
 from fashion_edge.runtime.journal_guard import model_fingerprint
 from fashion_edge.runtime.label_cli import main
-from fashion_edge.runtime.labeling import JOURNAL_NAME, read_labels, run_labeling
+from fashion_edge.runtime.labeling import JOURNAL_NAME, read_labels, run_labeling, sort_into
 from tests.onnx_tiny import colour_image, make_tiny_models
 
 OURS = {JOURNAL_NAME, JOURNAL_NAME + ".meta.json", JOURNAL_NAME + ".lock"}
@@ -225,6 +225,19 @@ def test_a_second_copy_run_says_it_copied_nothing(model, tmp_path, capsys):
     text = capsys.readouterr().out
     assert "copied 0 files" in text and "4 files already sorted" in text
     assert len(files(out)) == 4
+
+
+def test_a_journal_row_naming_a_file_outside_the_folder_never_moves_it(tmp_path):
+    src, out = photos(tmp_path / "src", 1), tmp_path / "sorted"
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(image(1))
+    rows = [
+        LabelRecord(key, "Watches", 0.99, source="human")
+        for key in ("../outside.png", "\\x2e\\x2e/outside.png", str(outside))
+    ]
+    rows.append(LabelRecord("IMG_0000.png", "Tshirts", 0.99, source="human"))
+    assert sort_into(rows, src, out, move=True) == [(src / "IMG_0000.png", out / "Tshirts" / "IMG_0000.png")]
+    assert outside.read_bytes() == image(1) and files(out) == ["Tshirts/IMG_0000.png"]
 
 
 # --- 4. a reused name is labelled again -----------------------------------------------------------
