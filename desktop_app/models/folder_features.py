@@ -56,7 +56,7 @@ class FolderFeatures:
         self._lock = threading.Lock()
         self._items: dict[str, tuple[Stamp, np.ndarray, np.ndarray]] = {}
         self._waiting: dict[bytes, set[str]] = {}  # decoded input -> the files it came from
-        self.owner: str | None = None  # the plain model's file they come from
+        self.owner: str | None = None  # the plain model file they come from (path and fingerprint)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -67,8 +67,11 @@ class FolderFeatures:
             self._waiting.clear()
 
     def use_model(self, clf: Any) -> None:
-        """Keep the features only while the plain model file stays the same."""
-        owner = str(getattr(plain_model(clf), "path", ""))
+        """Keep the features only while the plain model file stays the same (path and contents)."""
+        from fashion_edge.runtime.journal_guard import model_fingerprint
+
+        path = getattr(plain_model(clf), "path", None)
+        owner = f"{path}:{model_fingerprint(path) if path is not None else ''}"
         if owner != self.owner:
             self.clear()
             self.owner = owner
