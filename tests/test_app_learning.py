@@ -26,6 +26,7 @@ from fashion_edge.desktop_app.models.learning import (  # noqa: E402
 from fashion_edge.desktop_app.views.learning_controller import REFIT_EVERY_KEY, learning_folder  # noqa: E402
 from fashion_edge.desktop_app.views.learning_panel import summary_text  # noqa: E402
 from fashion_edge.desktop_app.views.main_window import MainWindow  # noqa: E402
+from fashion_edge.desktop_app.views.model_info import model_facts  # noqa: E402
 from fashion_edge.runtime import adapter as adapter_mod  # noqa: E402
 from fashion_edge.runtime.labeling import read_labels  # noqa: E402
 from tests.app_helpers import FakeDialogs, Rig, SlowClassifier, colour_frame, open_and_wait, write_rgb  # noqa: E402
@@ -683,6 +684,11 @@ def test_threshold_box_shows_the_learned_rule_and_still_takes_a_number(rig_facto
     assert box.on_rule and "1.00" not in box.text()
     assert box.text() == f"auto-accept: plain model ≥ {base_thr:.2f} and agrees"
     assert "not proved a threshold" in box.toolTip()
+    assert (
+        dict(model_facts(learned_clf := holder.classifier, holder.threshold_text(), holder.adapter))["Review"]
+        == box.text()
+    )
+    assert learned_clf.meta.review_threshold == 1.0  # the number the box no longer shows
     assert holder.review_override is None and session.threshold is None
     rig.window.camera.start()  # the camera reviews by the same rule, not by 1.0
     assert rig.window.camera.controller.worker.threshold is None
@@ -692,7 +698,7 @@ def test_threshold_box_shows_the_learned_rule_and_still_takes_a_number(rig_facto
     assert box.value() == pytest.approx(base_thr, abs=0.005) and not box.on_rule
     box.setValue(0.4)  # a person's number replaces the rule for every item
     assert holder.review_override == pytest.approx(0.4) and session.threshold == pytest.approx(0.4)
-    assert box.text() == "review below 0.40"
+    assert box.text() == "review below 0.40" and holder.threshold_text() == "review below 40% confidence"
     assert AppSettings.at(rig.settings.q.fileName()).threshold == pytest.approx(0.4)
     box.setValue(box.minimum())  # the bottom value: back to the learned rule
     assert box.on_rule and holder.review_override is None and session.threshold is None
