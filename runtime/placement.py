@@ -52,6 +52,7 @@ SUFFIX_ROOM = len(" (99999)")
 WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL"} | {f"{p}{i}" for p in ("COM", "LPT") for i in range(1, 10)}
 NO_LINK = {errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS}
 REVIEW_FOLDER = "needs_review"
+_TMP_NAME = re.compile(re.escape(TMP_PREFIX) + r"(\d{1,10})-[0-9a-f]{8}")
 
 
 class PlacementError(LabelingError):
@@ -132,12 +133,10 @@ def clean_leftovers(folder: Path) -> int:
     except OSError:
         return 0
     for e in entries:
-        if not e.name.startswith(TMP_PREFIX):
+        m = _TMP_NAME.fullmatch(e.name)  # exactly the names _write_temp makes, plain files only
+        if m is None or not e.is_file(follow_symlinks=False):
             continue
-        try:
-            pid = int(e.name[len(TMP_PREFIX) :].split("-", 1)[0])
-        except ValueError:
-            continue
+        pid = int(m.group(1))
         if pid != os.getpid() and not _alive(pid):
             try:
                 os.unlink(e.path)

@@ -240,6 +240,17 @@ def test_a_journal_row_naming_a_file_outside_the_folder_never_moves_it(tmp_path)
     assert outside.read_bytes() == image(1) and files(out) == ["Tshirts/IMG_0000.png"]
 
 
+def test_only_our_own_temporary_files_are_cleaned_from_a_class_folder(model, tmp_path):
+    src, out = photos(tmp_path / "src", 1), tmp_path / "sorted"
+    (out / "Tshirts").mkdir(parents=True)
+    mine = {".fashion-tmp-999999999-my photo.jpg": b"a person's", ".fashion-tmp-notes": b"also kept"}
+    for name, data in mine.items():
+        (out / "Tshirts" / name).write_bytes(data)
+    (out / "Tshirts" / ".fashion-tmp-999999999-deadbeef").write_bytes(b"partial")  # a dead run's
+    assert cli(model, src, "--sort-into", out, "--move") == 0
+    assert sorted(os.listdir(out / "Tshirts")) == sorted([*mine, "IMG_0000.png"])
+
+
 # --- 4. a reused name is labelled again -----------------------------------------------------------
 
 
