@@ -26,6 +26,7 @@ from fashion_edge.desktop_app.settings import AppSettings  # noqa: E402
 from fashion_edge.desktop_app.views.main_window import CAMERA_TAB, FOLDER_TAB  # noqa: E402
 from fashion_edge.desktop_app.views.model_info import model_facts  # noqa: E402
 from fashion_edge.desktop_app.workers.camera_worker import crop_box  # noqa: E402
+from fashion_edge.runtime.journal import FIELDS  # noqa: E402
 from fashion_edge.runtime.labeling import read_labels  # noqa: E402
 from fashion_edge.runtime.preprocess import camera_view, center_crop_aspect  # noqa: E402
 from tests.app_helpers import Rig, SlowClassifier, add_bad_file, colour_frame, open_and_wait, write_rgb  # noqa: E402
@@ -290,7 +291,7 @@ def test_export_csv_one_row_per_item(rig_factory, tmp_path):
     rig.dialogs.csv = tmp_path / "out.csv"
     rig.window.export_csv()
     text = (tmp_path / "out.csv").read_text().splitlines()
-    assert text[0] == "path,label,confidence,top_k,needs_review,error,source,model"
+    assert text[0] == ",".join(FIELDS)  # the journal's own header (fashion-label reads it back)
     assert len(text) == 1 + 5
     assert read_labels(tmp_path / "out.csv")[rows[good].path].label == "Watches"
 
