@@ -75,14 +75,6 @@ class ModelHolder(QObject):
         model that is more than one number: ``runtime.adapted.AdaptedClassifier.decide``)."""
         return self._threshold
 
-    def threshold_text(self) -> str:
-        """The review rule in force, in words (for the model panel)."""
-        if self.adapter is not None and self._threshold is None and self.base is not None:
-            from fashion_edge.desktop_app.views.threshold_box import rule_text
-
-            return rule_text(self.adapter, float(self.base.meta.review_threshold))[0]
-        return f"review below {self.threshold:.0%} confidence"
-
     def set_threshold(self, value: float | None) -> None:
         """A user threshold in [0, 1], or None to go back to the model's."""
         self._threshold = None if value is None else min(1.0, max(0.0, float(value)))

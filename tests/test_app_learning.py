@@ -685,7 +685,9 @@ def test_threshold_box_shows_the_learned_rule_and_still_takes_a_number(rig_facto
     assert box.text() == f"auto-accept: plain model ≥ {base_thr:.2f} and agrees"
     assert "not proved a threshold" in box.toolTip()
     assert (
-        dict(model_facts(learned_clf := holder.classifier, holder.threshold_text(), holder.adapter))["Review"]
+        dict(model_facts(learned_clf := holder.classifier, rig.window.threshold_text(), holder.adapter))[
+            "Review"
+        ]
         == box.text()
     )
     assert learned_clf.meta.review_threshold == 1.0  # the number the box no longer shows
@@ -698,7 +700,7 @@ def test_threshold_box_shows_the_learned_rule_and_still_takes_a_number(rig_facto
     assert box.value() == pytest.approx(base_thr, abs=0.005) and not box.on_rule
     box.setValue(0.4)  # a person's number replaces the rule for every item
     assert holder.review_override == pytest.approx(0.4) and session.threshold == pytest.approx(0.4)
-    assert box.text() == "review below 0.40" and holder.threshold_text() == "review below 40% confidence"
+    assert box.text() == "review below 0.40" and rig.window.threshold_text() == "review below 40% confidence"
     assert AppSettings.at(rig.settings.q.fileName()).threshold == pytest.approx(0.4)
     box.setValue(box.minimum())  # the bottom value: back to the learned rule
     assert box.on_rule and holder.review_override is None and session.threshold is None

@@ -63,7 +63,8 @@ class Changes:
     paths: set[str] = field(default_factory=set)  # the rows whose suggestion or flag changed
 
     def line(self) -> str:
-        """ "40 items predicted again: 14 suggestions updated · 6 now auto-accepted · your 3 labels kept"."""
+        """One line for people, e.g. '40 items predicted again: 14 suggestions updated · 6 now
+        auto-accepted · your 3 labels kept'."""
         if self.updated or self.accepted or self.review or self.labelled:
             parts = [
                 f"{self.updated} suggestion{'s' * (self.updated != 1)} updated",

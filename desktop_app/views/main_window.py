@@ -184,9 +184,13 @@ class MainWindow(QMainWindow):
         if self.holder.classifier is None:
             self.dialogs.info(self, "About the model", "No model is loaded.")
             return
-        ModelInfoDialog(
-            self.holder.classifier, self.holder.threshold_text(), self, self.holder.adapter
-        ).exec()
+        ModelInfoDialog(self.holder.classifier, self.threshold_text(), self, self.holder.adapter).exec()
+
+    def threshold_text(self) -> str:
+        """The review rule in force, in words (for the model panel)."""
+        if self.threshold.on_rule:
+            return self.threshold.text()
+        return f"review below {self.holder.threshold:.0%} confidence"
 
     # --- learning -------------------------------------------------------------------------
     def _on_classes_changed(self, classes: list[str]) -> None:
