@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=200, help="corrections to learn from")
     ap.add_argument("--folder-items", type=int, default=200,
                     help="photos in a folder open while it learns (0: none)")  # fmt: skip
+    ap.add_argument("--forget-outputs", action="store_true",
+                    help="drop the folder's kept model outputs before each refit (a folder reopened later)")  # fmt: skip
     ap.add_argument("--folder-from", type=Path, default=REAL_EVAL,
                     help="DIR/<class>/ photos copied into that folder (default: %(default)s)")  # fmt: skip
     args = ap.parse_args(argv)
@@ -173,11 +175,14 @@ def main(argv: list[str] | None = None) -> int:
         t1 = time.perf_counter()
         timer.stop()
         runs = [("corrections recorded + warm-up", {"wall_s": t1 - t0, **_gaps(ticks, t0, t1)})]
+        forget = window.session.features.clear if args.forget_outputs else (lambda: None)
+        forget()
         runs.append(("cold (first of the session)", refit(app, window)))
         if args.folder_items:
             runs.append((f"re-predict {args.folder_items} items", repredict(app, window, got)))
         runs.append(("no refit (baseline)", refit(app, window, idle_s=runs[1][1]["ui_s"])))
         window.learning.record(*items[-1], "folder")
+        forget()
         runs.append(("warm, 1 new", refit(app, window)))
         if args.folder_items:
             got.clear()
