@@ -27,6 +27,15 @@ def adapter_probs(ad: Adapter, logits: np.ndarray, emb: np.ndarray, clf: Classif
     return np.minimum(probs, MAX_CONFIDENCE).astype(np.float32)
 
 
+def fallback_open(ad: Adapter) -> frozenset[str]:
+    """The model's classes whose sure answers ``ad`` still auto-accepts (``adapter.fallback_classes``);
+    for a file written before that field: every class when it teaches none of its own, else none."""
+    if ad.fallback_classes is not None:
+        return frozenset(ad.fallback_classes)
+    known = ad.classes[: len(ad.classes) - len(ad.new_classes)]
+    return frozenset() if ad.new_classes else frozenset(known)
+
+
 class AdaptedClassifier(Classifier):
     """``runtime.Classifier`` with the adapter applied: same file, more classes, own threshold."""
 
@@ -69,9 +78,10 @@ class AdaptedClassifier(Classifier):
 
         Review rule: the adapter's own threshold (recalibrated on held-out corrections). Where that
         does not accept an item, it is still auto-accepted when the adapted answer is the base model's
-        own auto-accepted answer: learning must not take away what the model already got right, and
-        with few corrections (threshold 1.0) it would otherwise send every item to review. A user's
-        ``review_threshold`` replaces both.
+        own auto-accepted answer *and* that class is one the site's examples leave open
+        (``fallback_open``): learning must not take away what the model already got right, but the
+        model's confident answer is no evidence where the site teaches classes the model never saw,
+        or where the site's own examples show it wrong. A user's ``review_threshold`` replaces both.
         """
         preds = self.predictions(adapter_probs(self.adapter, z, e, self.base), top_k, review_threshold)
         if review_threshold is not None:
@@ -79,10 +89,15 @@ class AdaptedClassifier(Classifier):
         base = self.base.predictions(self.base.calibrated(z), top_k=1)
         return [
             replace(p, needs_review=False)
-            if p.needs_review and not b.needs_review and b.label == p.label
+            if p.needs_review and not b.needs_review and b.label == p.label and p.label in self.fallback_open
             else p
             for p, b in zip(preds, base, strict=True)
         ]
+
+    @property
+    def fallback_open(self) -> frozenset[str]:
+        """Classes whose plain-model sure answers are still auto-accepted (see ``decide``)."""
+        return fallback_open(self.adapter)
 
     def predict_prepared(
         self, x: np.ndarray, top_k: int = 3, review_threshold: float | None = None

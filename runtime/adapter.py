@@ -35,6 +35,7 @@ from fashion_edge.runtime.adapter_head import (
     fit_head,
     out_of_fold,
     stratified_folds,
+    wilson_lower,
 )
 from fashion_edge.runtime.adapter_record import (
     FORMAT,
@@ -185,6 +186,13 @@ def fit_adapter(
     if not isinstance(cat, CatalogueSet):
         notes.append("catalogue check skipped: the model's test images are not available here")
     counts = {c: int((y == i).sum()) for i, c in enumerate(classes) if (y == i).any()}
+    fallback = fallback_classes(clf, z, labels, bool(new))
+    shut = [c for c in known if c not in fallback and c != clf.meta.unknown_class]
+    if shut:
+        notes.append(
+            f"the plain model's sure answers need review for {len(shut)} of {len(known)} classes until "
+            f"your examples prove them {REVIEW_TARGET:.0%} right"
+        )
     # the chosen penalty first; if the catalogue gate refuses it, the stronger ones in turn
     candidates = [chosen] + sorted((g for g in grid if g > chosen), reverse=False)
     tried: list[Adapter] = []
@@ -210,6 +218,7 @@ def fit_adapter(
             catalogue_acc_before=None, accepted=True, refusal=None, review_threshold=float(thr),
             threshold_note=thr_note, heldout_n=heldout_n, counts=counts, skipped=skipped, notes=list(notes),
             model_file=clf.path.name, l2=g, forced=force, W=head.W, b=head.b, alpha=head.alpha,
+            fallback_classes=fallback,
         )  # fmt: skip
         if not isinstance(cat, CatalogueSet) or _gate(ad, cat, clf):
             if g != chosen:
@@ -219,6 +228,31 @@ def fit_adapter(
     ad = tried[0]  # refused at every penalty: the best fit on the corrections, used only if forced
     ad.accepted = force
     return ad
+
+
+def fallback_classes(
+    clf: Classifier, logits: np.ndarray, labels: Sequence[str], teaches_new: bool
+) -> list[str]:
+    """The model's classes whose sure answers an adapter may still auto-accept, from the evidence.
+
+    Evidence: the site's labelled examples that the plain model auto-accepts as class c (n), and how
+    many of them are c (right). With no new class, c stays open unless those examples contradict the
+    model there (a wrong one, and a lower bound under ``REVIEW_TARGET``). Once the site teaches its
+    own classes the model's calibration no longer covers what it will see (a hat is a sure "Watches"
+    to a model that never saw hats), so c opens only when the examples prove it: the 90 % Wilson
+    lower bound of right / n reaches ``REVIEW_TARGET`` (about 60 examples, all right).
+    """
+    preds = clf.predictions(clf.calibrated(np.asarray(logits)), top_k=1) if len(labels) else []
+    out = []
+    for c in clf.classes:
+        if c == clf.meta.unknown_class:
+            continue
+        sure = [lab for p, lab in zip(preds, labels, strict=True) if p.label == c and not p.needs_review]
+        n, right = len(sure), sum(lab == c for lab in sure)
+        proved = n > 0 and float(wilson_lower(np.array(right), np.array(n))) >= REVIEW_TARGET
+        if proved or (not teaches_new and right == n):
+            out.append(c)
+    return out
 
 
 def _gate(ad: Adapter, cat: Any, clf: Classifier) -> bool:

@@ -67,6 +67,9 @@ class Adapter:
     W: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
     b: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     alpha: float = 1.0
+    # the model's classes whose sure answers are still auto-accepted (``adapter.fallback_classes``);
+    # None: a file from before this field (all classes without new ones, none with them)
+    fallback_classes: list[str] | None = None
 
     @property
     def head(self) -> Head:
@@ -189,6 +192,11 @@ def _record_problem(info: dict[str, Any]) -> str:
     for c in info.get("classes", []):
         if class_name_problem(c):
             return f"class name {c!r} {class_name_problem(c)}"
+    fallback = info.get("fallback_classes")
+    if fallback is not None and (
+        not isinstance(fallback, list) or not all(c in info.get("classes", []) for c in fallback)
+    ):
+        return "'fallback_classes' is not a list of its classes"
     classes, new = info.get("classes", []), info.get("new_classes", [])
     if len({c.casefold() for c in classes}) != len(classes) or (new and classes[-len(new) :] != new):
         return "'classes' repeats a name or does not end with 'new_classes'"

@@ -372,18 +372,13 @@ def test_adapted_items_are_reviewed_until_held_out_corrections_prove_a_threshold
     few = fit_adapter(clf, examples(5), catalogue=None)  # 20 held out: too little evidence for 97 %
     test = [coloured(COLOURS[c], 7000 + i) for c in COLOURS for i in range(5)]
     assert few.review_threshold == 1.0
-    order = [c for c in COLOURS for _ in range(5)]
     few_preds, base_preds = adapted(clf, few).predict(test), clf.predict(test)
-    for p, b in zip(few_preds, base_preds, strict=True):  # only what the model itself accepts, same answer
-        assert p.needs_review == (b.needs_review or b.label != p.label)
-    assert all(
-        p.needs_review for p, c in zip(few_preds, order, strict=True) if c == "yellow"
-    )  # new class waits
+    # a new class (Jeans) taught from 5 examples each: the plain model's sure answers prove nothing
+    # about what the site will show, so nothing is auto-accepted yet (tests/test_adapter_fallback.py)
+    assert few.new_classes == ["Jeans"] and few.fallback_classes == []
+    assert all(p.needs_review for p in few_preds)
     assert any(not b.needs_review for b in base_preds), (
         "the tiny model must auto-accept something to test this"
-    )
-    assert sum(not p.needs_review for p in few_preds) == sum(
-        not b.needs_review and b.label == p.label for p, b in zip(few_preds, base_preds, strict=True)
     )
     many = fit_adapter(clf, examples(30), catalogue=None)  # 120 held out, all right
     assert many.review_threshold < 1.0 and "held-out items at/above" in many.threshold_note

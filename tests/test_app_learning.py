@@ -716,10 +716,31 @@ def test_rule_text_names_a_proved_threshold():
 
     class A:
         review_threshold = 0.93
+        classes = ["Tshirts", "Watches", "unknown"]
+        new_classes: list[str] = []
+        fallback_classes = None
 
-    short, tip = rule_text(A(), 0.6)
+    short, tip = rule_text(A(), 0.6, "unknown")
     assert short == "auto-accept: learned ≥ 0.93 or plain model ≥ 0.60 and agrees"
     assert "0.93 or more" in tip and "97 %" in tip
+
+
+def test_rule_text_says_where_the_plain_models_answers_need_review():
+    from fashion_edge.desktop_app.views.threshold_box import rule_text
+
+    class A:
+        review_threshold = 1.0
+        classes = ["Tshirts", "Watches", "unknown", "Hats"]
+        new_classes = ["Hats"]
+        fallback_classes = ["Tshirts"]
+
+    short, tip = rule_text(A(), 0.6, "unknown")
+    assert short == "auto-accept: plain model ≥ 0.60 and agrees (1 of 2 classes)"
+    assert "1 of 2 classes" in tip
+    A.fallback_classes = []
+    assert rule_text(A(), 0.6, "unknown")[0] == "auto-accept: none yet"
+    A.review_threshold = 0.95
+    assert rule_text(A(), 0.6, "unknown")[0] == "auto-accept: learned ≥ 0.95"
 
 
 def test_show_auto_accepted_lowest_confidence_first(rig_factory, tmp_path):

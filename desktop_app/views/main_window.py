@@ -164,7 +164,9 @@ class MainWindow(QMainWindow):
         adapter, base = self.holder.adapter, self.holder.base
         if adapter is not None and base is not None:
             base_thr = float(base.meta.review_threshold)
-            self.threshold.set_rule(*rule_text(adapter, base_thr), first_number=base_thr)
+            self.threshold.set_rule(
+                *rule_text(adapter, base_thr, base.meta.unknown_class), first_number=base_thr
+            )
         else:
             self.threshold.set_rule(None)
         self.threshold.show_value(

@@ -15,19 +15,32 @@ from typing import Any
 
 from PySide6.QtWidgets import QDoubleSpinBox, QWidget
 
+from fashion_edge.runtime.adapted import fallback_open
+
 RULE = -0.01  # the box's bottom value while an adapter is in use: no number, the learned rule
 PLAIN_TIP = "Items with a lower confidence are shown as 'unknown / needs review'"
 
 
-def rule_text(adapter: Any, base_threshold: float) -> tuple[str, str]:
+def rule_text(adapter: Any, base_threshold: float, unknown_class: str | None = None) -> tuple[str, str]:
     """(short text for the box, tooltip) saying which rule the learned model reviews by."""
+    known = [
+        c for c in adapter.classes[: len(adapter.classes) - len(adapter.new_classes)] if c != unknown_class
+    ]
+    n_open = len(fallback_open(adapter) & set(known))
     plain = f"plain model ≥ {base_threshold:.2f} and agrees"
+    if n_open < len(known):
+        plain += f" ({n_open} of {len(known)} classes)"
     proved = adapter.review_threshold < 1.0
-    short = (
-        f"auto-accept: learned ≥ {adapter.review_threshold:.2f} or {plain}"
-        if proved
-        else f"auto-accept: {plain}"
-    )
+    if n_open == 0:
+        short = (
+            f"auto-accept: learned ≥ {adapter.review_threshold:.2f}" if proved else "auto-accept: none yet"
+        )
+    else:
+        short = (
+            f"auto-accept: learned ≥ {adapter.review_threshold:.2f} or {plain}"
+            if proved
+            else f"auto-accept: {plain}"
+        )
     first = (
         f"Auto-accepted: items the learned model gives {adapter.review_threshold:.2f} or more (a threshold "
         "your held-out corrections proved 97 % right)"
@@ -35,9 +48,18 @@ def rule_text(adapter: Any, base_threshold: float) -> tuple[str, str]:
         else "The learned model has not proved a threshold of its own yet (it needs more corrections "
         "to hold out)"
     )
+    plain_tip = (
+        f"items where the plain model was sure ({base_threshold:.2f} or more) and the learned model "
+        "gives the same label"
+        + (
+            f", for the {n_open} of {len(known)} classes where your examples do not show the plain "
+            "model wrong (with classes of your own, where they prove it 97 % right)"
+            if n_open < len(known)
+            else ""
+        )
+    )
     tip = (
-        f"{first}, and items where the plain model was sure ({base_threshold:.2f} or more) and the "
-        "learned model gives the same label. Everything else needs review; so does 'unknown'.\n"
+        f"{first}, and {plain_tip}. Everything else needs review; so does 'unknown'.\n"
         "Set a number to review everything below it instead; step down to the bottom to come back "
         "to this rule."
     )
