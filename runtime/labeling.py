@@ -114,7 +114,7 @@ class LabelSummary:
         if self.ignored_rows:
             text += f" [{self.ignored_rows} malformed journal rows ignored, left in the file]"
         if self.skipped:
-            shown = ", ".join(self.skipped_names)
+            shown = ", ".join(_printable(n) for n in self.skipped_names)
             more = (
                 f", and {self.skipped - len(self.skipped_names)} more"
                 if self.skipped > len(self.skipped_names)
@@ -124,6 +124,11 @@ class LabelSummary:
         if self.already_sorted:
             text += f" [{self.already_sorted} files already sorted, left as they are]"
         return text
+
+
+def _printable(name: str) -> str:
+    """A file name for the one-line summary: control characters (a newline) as ``\\xNN``."""
+    return re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", name)
 
 
 # --- finding images ------------------------------------------------------------------------------
@@ -140,12 +145,14 @@ class Listing:
 def list_folder(
     folder: str | Path, recursive: bool = False, skip: Iterable[Path] = (), ours: Iterable[Path] = ()
 ) -> Listing:
-    """Images (``preprocess.is_image_file``: a suffix of ``IMAGE_SUFFIXES``, or no suffix and the
-    first bytes of an image; anything but a folder: special files with an image suffix become
-    error rows) and the other files, skipped; both sorted. Hidden names are skipped. The tool's own files
-    (``ours``, files named like the default journal or its record/lock, temporary files) are in
-    neither. Sub-folders without recursion limits; hidden and symlinked folders not entered,
-    folders in ``skip`` left out."""
+    """Images and every other file, skipped; both sorted.
+
+    Images: ``preprocess.is_image_file`` (a suffix of ``IMAGE_SUFFIXES``, or no suffix and the
+    first bytes of an image); special files with an image suffix are listed (they become error
+    rows). Hidden files are skipped. The tool's own files (``ours``, files named like the default
+    journal or its record/lock, temporary files) are in neither list. Sub-folders without
+    recursion limits; hidden and symlinked folders not entered, folders in ``skip`` left out.
+    """
     root = Path(folder)
     skipped_dirs = {_resolved(str(s)) for s in skip}
     own = {_resolved(str(p)) for p in ours}

@@ -324,11 +324,13 @@ def test_files_that_are_not_images_are_named_counted_and_left_in_place(model, tm
 
 def test_the_summary_names_the_first_few_skipped_files_and_counts_the_rest(clf, tmp_path):
     src = photos(tmp_path / "src", 1)
+    (src / "a\nb.txt").write_text("a newline in the name")
     for i in range(8):
         (src / f"note{i}.txt").write_text("x")
     s = run_labeling(src, clf)
-    assert s.skipped == 8 and s.skipped_names == tuple(f"note{i}.txt" for i in range(5))
-    assert "[8 files skipped, not a supported image: note0.txt" in s.line() and "and 3 more" in s.line()
+    assert s.skipped == 9 and s.skipped_names == ("a\nb.txt", *(f"note{i}.txt" for i in range(4)))
+    assert "[9 files skipped, not a supported image: a\\x0ab.txt, note0.txt" in s.line()
+    assert "and 4 more]" in s.line() and "\n" not in s.line()
 
 
 # --- 7. two labels never share a folder -----------------------------------------------------------
