@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -294,6 +295,32 @@ def test_export_csv_one_row_per_item(rig_factory, tmp_path):
     assert text[0] == ",".join(FIELDS)  # the journal's own header (fashion-label reads it back)
     assert len(text) == 1 + 5
     assert read_labels(tmp_path / "out.csv")[rows[good].path].label == "Watches"
+
+
+def test_a_persons_label_stays_with_its_photo_not_with_a_reused_name(rig_factory, tmp_path, tiny_paths):
+    from fashion_edge.runtime.label_cli import main as label_main
+
+    folder = colour_folder(tmp_path / "photos", n=3)
+    rig = rig_factory()
+    open_and_wait(rig, folder)
+    rows = rig.window.session.model.rows
+    good = next(i for i, r in enumerate(rows) if not r.error)
+    name = rows[good].path
+    assert rig.window.session.set_label(good, "Casual Shoes")
+    journal = folder / JOURNAL_NAME
+    assert read_labels(journal)[name].identity == (
+        os.stat(folder / name).st_size,
+        os.stat(folder / name).st_mtime_ns,
+    )
+
+    model = str(rig.window.holder.base.path)
+    assert label_main([str(folder), "--model", model]) in (0, 1)  # unchanged: the person's label is kept
+    assert read_labels(journal)[name].label == "Casual Shoes"
+    (folder / name).unlink()  # the next day another photo arrives under the same name
+    cv2.imwrite(str(folder / name), colour_image(1, strength=220)[..., ::-1])
+    assert label_main([str(folder), "--model", model]) in (0, 1)
+    row = read_labels(journal)[name]
+    assert row.source == "model" and row.label == "Watches"  # labelled again, not the old label
 
 
 def test_threshold_reflags_folder_rows_and_is_remembered(rig_factory, tmp_path):

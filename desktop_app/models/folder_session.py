@@ -17,6 +17,7 @@ so predicting again needs no decoding or inference.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ from fashion_edge.desktop_app.models.label_table import (
     row_from_record,
 )
 from fashion_edge.desktop_app.workers.jobs import FunctionJob, LabelingJob, PeopleFirst
-from fashion_edge.runtime.journal import serialise, write_atomically
+from fashion_edge.runtime.journal import file_identity, serialise, write_atomically
 from fashion_edge.runtime.labeling import (
     JOURNAL_NAME,
     LabelingError,
@@ -108,7 +109,9 @@ def changes(before: dict[str, ItemRow], after: list[ItemRow], cancelled: bool = 
     return out
 
 
-def record_of(row: ItemRow) -> LabelRecord:
+def record_of(row: ItemRow, identity: tuple[int, int] | None = None) -> LabelRecord:
+    """The journal row of a table row; ``identity`` (size, mtime_ns) ties it to the file it was for."""
+    size, mtime_ns = identity if identity is not None else (None, None)
     return LabelRecord(
         row.path,
         row.label,
@@ -117,7 +120,17 @@ def record_of(row: ItemRow) -> LabelRecord:
         row.needs_review,
         row.error,
         row.source or "model",
+        size=size,
+        mtime_ns=mtime_ns,
     )
+
+
+def identity_of(path: Path) -> tuple[int, int] | None:
+    """The file's identity now (``journal.file_identity``), or None when it cannot be read."""
+    try:
+        return file_identity(os.stat(path))
+    except OSError:
+        return None
 
 
 class FolderSession(QObject):
@@ -302,8 +315,10 @@ class FolderSession(QObject):
             return False
         new = self.model.with_label(row, label)
         journal = self.journal
+        # the row is for this file: a different photo given the same name later is labelled again
+        rec = record_of(new, identity_of(self.folder / new.path) if self.folder is not None else None)
         try:
-            self.people.set_by_person(new.path, lambda: append_records(journal, [record_of(new)]))
+            self.people.set_by_person(new.path, lambda: append_records(journal, [rec]))
         except OSError as e:
             self.failed.emit(f"{self.journal}: could not save the correction ({e.strerror or e})")
             return False
