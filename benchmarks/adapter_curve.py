@@ -85,13 +85,19 @@ def score(preds: list, labels: list[str], known: list[str]) -> dict[str, float]:
     }
 
 
-def curve(clf: Classifier, real: Path, ks: list[int], seeds: list[int], log=print) -> list[dict]:
+def curve(
+    clf: Classifier, real: Path, ks: list[int], seeds: list[int], log=print, teach_all: bool = False
+) -> list[dict]:
+    """One row per k and seed. ``teach_all``: the site teaches every folder type (new classes too),
+    and top-1 / auto-accept figures cover every eval item, as at a site with its own taxonomy."""
     learn, evals = folder_items(real / "learn"), folder_items(real / "eval")
     lz, le = embedded(clf, learn, "learn")
     ez, ee = embedded(clf, evals, "eval")
     llab, elab = [lab for _, lab in learn], [lab for _, lab in evals]
     known = [c for c in sorted(set(elab)) if c in clf.classes and c != clf.meta.unknown_class]
     teach = known + ([clf.meta.unknown_class] if clf.meta.unknown_class else [])
+    if teach_all:
+        known = teach = sorted(set(llab) | set(elab))
     rows = []
     for k in ks:
         for seed in seeds if k else seeds[:1]:
@@ -282,6 +288,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--l2", default=None, help="adapter l2: a number or 'auto' (default: the adapter's)")
     p.add_argument("--write-corrections", nargs=2, metavar=("K", "DIR"))
     p.add_argument("--keras", type=Path, help="score RUN/model.keras on eval/ (TensorFlow)")
+    p.add_argument(
+        "--teach-all",
+        action="store_true",
+        help="teach every type of --real (a site's own classes), score all",
+    )
     args = p.parse_args(argv)
     if not args.real.is_dir():
         print(f"adapter_curve: {args.real}: real-dev photos not found", file=sys.stderr)
@@ -297,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         k, out = int(args.write_corrections[0]), Path(args.write_corrections[1])
         print(f"linked {write_corrections(args.real, k, args.seeds[0], out, clf.classes)} photos into {out}")
         return 0
-    rows = curve(clf, args.real, args.k, args.seeds)
+    rows = curve(clf, args.real, args.k, args.seeds, teach_all=args.teach_all)
     tim = None if args.no_timing else timing(clf, args.real)
     if tim:
         print(tim)

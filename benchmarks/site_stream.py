@@ -176,7 +176,8 @@ def markdown(name: str, rows: list[BatchRow], command: str, after: int = 300) ->
             continue
         lines.append(
             f"- {what} ({v['items']:.0f} items): touches {v['touches_per_100']:.1f} per 100, "
-            f"auto-accepted {v['auto_share']:.1%}, right among auto-accepted {v['auto_precision']:.1%}, "
+            f"auto-accepted {v['auto_share']:.1%}, right among auto-accepted "
+            f"{'–' if np.isnan(v['auto_precision']) else format(v['auto_precision'], '.1%')}, "
             f"top-1 {v['top1']:.1%}"
         )
     return "\n".join(lines) + "\n"
