@@ -234,18 +234,30 @@ class Placement:
     made: bool
 
 
-def _unlink_source(src: Path, dst: Path, folder: Path, made_now: bool) -> None:
-    """Remove ``src`` now that its bytes are at ``dst``; if that fails, remove ``dst`` again when
-    this call made it (a copy or a second link: ``src`` still holds the bytes), so that a rerun
-    finds no duplicate."""
+def _unlink_source(src: Path, dst: Path, folder: Path, made_from: os.stat_result | None) -> None:
+    """Remove ``src`` now that its bytes are at ``dst``. If that fails, remove ``dst`` again when
+    this call made it (``made_from``: the source's ``lstat`` then) and the source is still that
+    entry, holding the bytes, so that a rerun finds no duplicate. A source gone meanwhile (another
+    run on the same folder moved it, perhaps trusting ``dst`` as a killed run's link) or replaced
+    by another file keeps ``dst``: it may be the only place of the bytes."""
     fsync_dir(folder)
     try:
         src.unlink()
+    except FileNotFoundError:  # moved by another run meanwhile: the bytes are at dst
+        return
     except OSError:
-        if made_now:
+        if made_from is not None and _same_entry(src, made_from):
             dst.unlink(missing_ok=True)
         raise
     fsync_dir(src.parent)
+
+
+def _same_entry(path: Path, then: os.stat_result) -> bool:
+    """Is ``path`` still the directory entry ``then`` was taken of (same inode, not a new file)?"""
+    try:
+        return _inode(os.lstat(path)) == _inode(then)
+    except OSError:
+        return False
 
 
 def _check_removable(src: Path) -> None:
@@ -287,7 +299,7 @@ def _place(src: Path, folder: Path, move: bool) -> Placement:
         if move and not is_link:
             done = _moved_by_killed_run(lst, folder, src.name)
             if done is not None:
-                _unlink_source(src, done, folder, made_now=False)
+                _unlink_source(src, done, folder, None)
                 return Placement(src, done, True)
             try:
                 dst = _link_free_name(src, folder, src.name)
@@ -299,7 +311,7 @@ def _place(src: Path, folder: Path, move: bool) -> Placement:
                     new = os.lstat(dst)
                     if not (stat.S_ISREG(new.st_mode) and _inode(new) == _inode(lst)):
                         raise OSError(errno.EIO, "the new link is not the source", str(dst))
-                    _unlink_source(src, dst, folder, made_now=True)
+                    _unlink_source(src, dst, folder, lst)
                 else:
                     fsync_dir(folder)
                     fsync_dir(src.parent)
@@ -315,7 +327,7 @@ def _place(src: Path, folder: Path, move: bool) -> Placement:
         if not stat.S_ISREG(new.st_mode) or new.st_size != st.st_size or _inode(new) == _inode(st):
             raise OSError(errno.EIO, "the copy differs from its source", str(dst))
         if move:
-            _unlink_source(src, dst, folder, made_now=True)
+            _unlink_source(src, dst, folder, lst)
         return Placement(src, dst, True)
     except PlacementError:
         raise

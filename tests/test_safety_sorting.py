@@ -483,3 +483,34 @@ def test_a_deeply_nested_or_huge_jsonl_line_is_ignored_without_a_traceback(model
     capsys.readouterr()
     assert cli(model, src, "--out", journal) == 0
     assert "[2 malformed journal rows ignored" in capsys.readouterr().out
+
+
+# --- second hostile round (2026-12-06) ------------------------------------------------------------
+
+
+def test_two_runs_moving_the_same_folder_at_once_lose_nothing(model, tmp_path, monkeypatch):
+    """Run B, on the same folder with its own journal, finds run A's fresh hard link just before
+    A unlinks the source and takes it for a killed run's move: B unlinks the source. A's unlink
+    then fails, and A used to remove its link again: the last place of the photo."""
+    from fashion_edge.runtime import placement
+
+    src, out = photos(tmp_path / "src", 4), tmp_path / "sorted"
+    before = digests(src)
+    real_link, real_unlink = os.link, os.unlink
+    linked: dict[str, Path] = {}
+
+    def link(a, b, *args, **kw):
+        real_link(a, b, *args, **kw)
+        linked.setdefault(Path(a).name, Path(b))
+
+    def other_run_first(path, *args, **kw):
+        name = Path(path).name
+        if Path(path).parent == src and name in linked:  # run B gets there just now
+            assert placement.place(src / name, linked.pop(name).parent, move=True).parent.parent == out
+        return real_unlink(path, *args, **kw)
+
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(os, "unlink", other_run_first)
+    assert cli(model, src, "--sort-into", out, "--move", "--out", tmp_path / "a.csv") == 0
+    assert linked == {} and files(src) == []
+    assert digests(out) == before
