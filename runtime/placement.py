@@ -26,12 +26,16 @@ and ``os.path.samefile`` (which follows links) is not used at all.
 Every file reaches its final name whole or not at all. A copy is written to a dot-prefixed
 temporary name in the target folder (``.fashion-tmp-<pid>-<token>``), fsync'ed, checked and then
 hard-linked to a free final name (the link fails instead of overwriting; where a file system has
-no hard links a checked ``os.rename`` is used). Temporary files of a run that died are removed on
-the next run. Names are shortened to fit 255 bytes with their `` (n)`` suffix.
+no hard links, e.g. FAT or exFAT, the name is reserved with an empty file made with ``O_EXCL`` and
+the file renamed onto that reservation, so two runs never replace each other's files; a kill
+between the two leaves that empty file). A moved source that changed after its copy was checked
+(a writer still appending) is kept, and the copy removed. Temporary files of a run that died are
+removed on the next run. Names are shortened to fit 255 bytes with their `` (n)`` suffix.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -215,13 +219,29 @@ def _link_free_name(source: Path, folder: Path, name: str) -> Path:
         except FileExistsError:
             continue
         except OSError as e:
-            if e.errno not in NO_LINK:
+            if e.errno not in NO_LINK or e.errno == errno.EXDEV:
                 raise
-            if os.path.lexists(dst):  # no hard links here: a checked rename (tiny race window)
-                continue
-            os.rename(source, dst)
-            return dst
+            if _rename_onto_reserved(source, dst):  # no hard links on this file system
+                return dst
     raise AssertionError("unreachable")
+
+
+def _rename_onto_reserved(source: Path, dst: Path) -> bool:
+    """Rename ``source`` to ``dst`` without replacing anything: the name is first reserved with
+    an empty file (``O_EXCL``: fails if taken, also by another run at the same moment), then the
+    rename replaces only that reservation. False when the name is taken."""
+    try:
+        os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except FileExistsError:
+        return False
+    try:
+        os.rename(source, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if os.lstat(dst).st_size == 0:  # still our empty reservation
+                os.unlink(dst)
+        raise
+    return True
 
 
 @dataclass(frozen=True)
@@ -234,14 +254,20 @@ class Placement:
     made: bool
 
 
-def _unlink_source(src: Path, dst: Path, folder: Path, made_from: os.stat_result | None) -> None:
+def _unlink_source(
+    src: Path, dst: Path, folder: Path, made_from: os.stat_result | None, copied: bool = False
+) -> None:
     """Remove ``src`` now that its bytes are at ``dst``. If that fails, remove ``dst`` again when
     this call made it (``made_from``: the source's ``lstat`` then) and the source is still that
     entry, holding the bytes, so that a rerun finds no duplicate. A source gone meanwhile (another
     run on the same folder moved it, perhaps trusting ``dst`` as a killed run's link) or replaced
-    by another file keeps ``dst``: it may be the only place of the bytes."""
+    by another file keeps ``dst``: it may be the only place of the bytes. A ``copied`` source
+    (not a link of ``dst``) that changed since ``made_from`` (a writer appended to it after the
+    copy was checked) is not removed: the copy is, and the error says to run again."""
     fsync_dir(folder)
     try:
+        if copied and made_from is not None and not _unchanged(src, made_from):
+            raise OSError(errno.EAGAIN, "it changed while it was copied; run again to move it", str(src))
         src.unlink()
     except FileNotFoundError:  # moved by another run meanwhile: the bytes are at dst
         return
@@ -250,6 +276,15 @@ def _unlink_source(src: Path, dst: Path, folder: Path, made_from: os.stat_result
             dst.unlink(missing_ok=True)
         raise
     fsync_dir(src.parent)
+
+
+def _unchanged(path: Path, then: os.stat_result) -> bool:
+    """Is ``path`` still the entry ``then`` was taken of, with the same size and time?"""
+    try:
+        now = os.lstat(path)
+    except OSError:
+        return False
+    return _inode(now) == _inode(then) and (now.st_size, now.st_mtime_ns) == (then.st_size, then.st_mtime_ns)
 
 
 def _same_entry(path: Path, then: os.stat_result) -> bool:
@@ -327,7 +362,7 @@ def _place(src: Path, folder: Path, move: bool) -> Placement:
         if not stat.S_ISREG(new.st_mode) or new.st_size != st.st_size or _inode(new) == _inode(st):
             raise OSError(errno.EIO, "the copy differs from its source", str(dst))
         if move:
-            _unlink_source(src, dst, folder, lst)
+            _unlink_source(src, dst, folder, lst, copied=True)
         return Placement(src, dst, True)
     except PlacementError:
         raise

@@ -514,3 +514,74 @@ def test_two_runs_moving_the_same_folder_at_once_lose_nothing(model, tmp_path, m
     assert cli(model, src, "--sort-into", out, "--move", "--out", tmp_path / "a.csv") == 0
     assert linked == {} and files(src) == []
     assert digests(out) == before
+
+
+def _other_file_system(monkeypatch, src: Path) -> None:
+    """No link or rename from ``src`` to the class folders: a move must copy (like /dev/shm)."""
+    real_link, real_rename = os.link, os.rename
+
+    def call(real):
+        def other_fs(a, b, *args, **kw):
+            if Path(a).parent == src:
+                raise OSError(errno.EXDEV, "Invalid cross-device link")
+            return real(a, b, *args, **kw)
+
+        return other_fs
+
+    monkeypatch.setattr(os, "link", call(real_link))
+    monkeypatch.setattr(os, "rename", call(real_rename))
+
+
+def test_a_photo_still_being_written_is_not_removed_after_its_copy(model, tmp_path, monkeypatch, capsys):
+    """A move across file systems copies, checks the copy, then unlinks the source. An uploader
+    still appending to the photo after the check lost those bytes with the source."""
+    from fashion_edge.runtime import placement
+
+    src, out = photos(tmp_path / "src", 2), tmp_path / "sorted"
+    _other_file_system(monkeypatch, src)
+    real_fsync_dir = placement.fsync_dir
+
+    def fsync_dir_while_appending(path):  # runs between the checked copy and the unlink
+        real_fsync_dir(path)
+        if Path(path).parent == out:
+            for p in src.glob("*.png"):
+                with open(p, "ab") as f:
+                    f.write(b"MORE")
+
+    monkeypatch.setattr(placement, "fsync_dir", fsync_dir_while_appending)
+    assert cli(model, src, "--sort-into", out, "--move") == 2
+    err = capsys.readouterr().err
+    assert "IMG_0000.png: cannot move IMG_0000.png (it changed while it was copied; run again" in err
+    assert all(p.read_bytes().endswith(b"MORE") for p in src.glob("*.png")) and len(files(src)) == 2
+    assert files(out) == []  # the checked copy was removed again: the source holds every byte
+    monkeypatch.setattr(placement, "fsync_dir", real_fsync_dir)  # the writer is done: a rerun moves it
+    before = digests(src)
+    assert cli(model, src, "--sort-into", out, "--move") == 0
+    assert files(src) == [] and digests(out) == before
+
+
+def test_two_runs_on_a_file_system_without_hard_links_never_replace_each_other(model, tmp_path, monkeypatch):
+    """On FAT or exFAT (no hard links) a file reached its name by ``os.rename``, which replaces:
+    another run placing a photo of the same name between the check and the rename lost it."""
+    from fashion_edge.runtime import placement
+
+    src, other = photos(tmp_path / "src", 1), tmp_path / "other"
+    other.mkdir()
+    (other / "IMG_0000.png").write_bytes(image(0, strength=99))  # another photo, the same name
+    out = tmp_path / "sorted"
+    before = digests(src) + digests(other)
+    real_rename = os.rename
+
+    def no_hard_links(*args, **kw):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    def other_run_first(a, b, *args, **kw):  # the other run gets its photo there just now
+        if Path(a).parent == src:
+            placement.place(other / "IMG_0000.png", Path(b).parent, move=True)
+        return real_rename(a, b, *args, **kw)
+
+    monkeypatch.setattr(os, "link", no_hard_links)
+    monkeypatch.setattr(os, "rename", other_run_first)
+    assert cli(model, src, "--sort-into", out, "--move", "--review-below", "1.0") == 0
+    assert files(out) == ["needs_review/IMG_0000 (1).png", "needs_review/IMG_0000.png"]
+    assert digests(out) == before
