@@ -2,8 +2,8 @@
 
 The journal is ``FOLDER/fashion-labels.csv`` unless ``--out`` says otherwise (the app uses the
 same file). Exit status: 0 every file labelled, 1 some files could not be read (rows with an
-error), 2 usage, model or journal problems, 130 interrupted (one Ctrl-C; run the same command to
-resume).
+error) or some sub-folders could not be listed, 2 usage, model or journal problems,
+130 interrupted (one Ctrl-C; run the same command to resume).
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ def report(args: argparse.Namespace, summary: LabelSummary) -> int:
         return 130
     if summary.total == 0:
         print(f"{PROG}: warning: {args.folder}: no images found", file=sys.stderr)
-    return 1 if summary.errors else 0
+    return 1 if summary.errors or summary.unreadable else 0
 
 
 def run(args: argparse.Namespace, cancel: threading.Event) -> int:

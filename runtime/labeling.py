@@ -25,7 +25,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,7 @@ class LabelSummary:
     skipped: int = 0  # files that are not images we read (not our own journal, lock or temp files)
     skipped_names: tuple[str, ...] = ()  # the first few of them, relative to the folder
     already_sorted: int = 0  # files found in their class folder (left as they are, not counted above)
+    unreadable: tuple[str, ...] = ()  # sub-folders that could not be listed ("sub/ (reason)")
 
     @property
     def rate(self) -> float:
@@ -123,6 +124,10 @@ class LabelSummary:
             text += f" [{self.skipped} files skipped, not a supported image: {shown}{more}]"
         if self.already_sorted:
             text += f" [{self.already_sorted} files already sorted, left as they are]"
+        if self.unreadable:
+            shown = ", ".join(_printable(n) for n in self.unreadable[:SHOWN_SKIPPED])
+            more = len(self.unreadable) - SHOWN_SKIPPED
+            text += f" [{len(self.unreadable)} folders could not be read: {shown}{f', and {more} more' if more > 0 else ''}]"
         return text
 
 
@@ -140,6 +145,7 @@ class Listing:
 
     images: list[Path]
     skipped: list[str]
+    unreadable: list[str] = field(default_factory=list)  # sub-folders that could not be listed
 
 
 def list_folder(
@@ -152,20 +158,24 @@ def list_folder(
     rows). Hidden files are skipped. The tool's own files (``ours``, files named like the default
     journal or its record/lock, temporary files) are in neither list. Sub-folders without
     recursion limits; hidden and symlinked folders not entered, folders in ``skip`` left out.
+    A sub-folder that cannot be listed (permission denied) is named in ``unreadable`` with the
+    reason, never passed over in silence.
     """
     root = Path(folder)
     skipped_dirs = {_resolved(str(s)) for s in skip}
     own = {_resolved(str(p)) for p in ours}
     found: list[Path] = []
     other: list[Path] = []
+    unreadable: list[str] = []
     stack = [root]
     while stack:
         d = stack.pop()
         try:
             entries = list(os.scandir(d))
-        except OSError:
+        except OSError as e:
             if d == root:
                 raise
+            unreadable.append(f"{path_key(d, root)}/ ({e.strerror or e})")
             continue
         for e in entries:
             try:
@@ -186,7 +196,8 @@ def list_folder(
             elif not _is_ours(e.name) and not (own and _resolved(e.path) in own):
                 other.append(Path(e.path))
     order = lambda p: os.fsencode(p)  # noqa: E731
-    return Listing(sorted(found, key=order), [path_key(p, root) for p in sorted(other, key=order)])
+    skipped = [path_key(p, root) for p in sorted(other, key=order)]
+    return Listing(sorted(found, key=order), skipped, sorted(unreadable))
 
 
 _OURS = (JOURNAL_NAME, sidecar_of(Path(JOURNAL_NAME)).name, lock_of(Path(JOURNAL_NAME)).name)
@@ -407,6 +418,7 @@ def run_labeling(
         skipped=len(listing.skipped),
         skipped_names=tuple(listing.skipped[:SHOWN_SKIPPED]),
         already_sorted=len(placed) - made,
+        unreadable=tuple(listing.unreadable),
     )
 
 

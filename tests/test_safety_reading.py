@@ -5,6 +5,7 @@ real rotated files, a real many-scan JPEG, a real zip-bomb adapter, run through 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
@@ -546,3 +547,26 @@ def test_examples_from_folder_checks_names_before_reading_images(tmp_path, monke
     monkeypatch.setattr(gate, "read_image", lambda p: pytest.fail("an image was read before the names"))
     with pytest.raises(ValueError, match="needs_review: folder name 'needs_review' cannot be a class"):
         examples_from_folder(learn)
+
+
+# --- second hostile round (2026-12-06) ------------------------------------------------------------
+
+
+def test_a_sub_folder_that_cannot_be_read_is_named_not_passed_over(model, tmp_path, monkeypatch, capsys):
+    """--recursive over a folder with a sub-folder the user may not list (root ignores modes, so
+    the refusal is simulated at os.scandir): its photos were left out of every count, exit 0."""
+    src = tmp_path / "src"
+    for sub in ("", "locked/"):
+        for i in range(2):
+            write_png(src / f"{sub}IMG_{i}.png", colour_image(i))
+    real = os.scandir
+
+    def denied(path="."):
+        if Path(path).name == "locked":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", denied)
+    code, out, _ = label([str(src), "--recursive", "--model", str(model)], capsys)
+    assert code == 1
+    assert "labelled 2 images" in out and "[1 folders could not be read: locked/ (Permission denied)]" in out
