@@ -283,30 +283,17 @@ class _Lines:
 
 
 class _Keeper:
-    """The last valid record of each kept key; the record before the last can be restored
-    (when the last entry turns out to be torn)."""
+    """The last valid record of each kept key, and how many valid rows there are in all."""
 
     def __init__(self, keep: Container[str] | None) -> None:
         self.keep, self.records, self.rows = keep, {}, 0
-        self._undo: tuple[str, LabelRecord | None] | None = None
 
     def add(self, rec: LabelRecord) -> None:
         self.rows += 1
-        self._undo = (rec.path, self.records.get(rec.path))
         self.records[rec.path] = rec
 
     def counted(self) -> None:  # a valid row of a key not kept
         self.rows += 1
-        self._undo = None
-
-    def drop_last(self) -> None:
-        self.rows -= 1
-        if self._undo is not None:
-            key, before = self._undo
-            if before is None:
-                del self.records[key]
-            else:
-                self.records[key] = before
 
 
 _JSON_KEY = re.compile(r'\{"path": "([^"\\]*)", "label"')
@@ -316,11 +303,14 @@ def _scan_jsonl(path: Path, f: BinaryIO, start: int, keep: Container[str] | None
     lines, kept = _Lines(f, start), _Keeper(keep)
     ignored, first, begin = 0, True, start
     for line in lines:
-        if not lines.ended:  # no newline at the end: an entry torn by a crash, if the file is ours
+        if not lines.ended:  # no newline at the end: torn by a crash, or saved by an editor
             if line.strip():
                 if first and not line.lstrip().startswith('{"path"'):
                     raise LabelingError(f"{path}: exists but is not a fashion-label journal")
-                return Scan(kept.records, kept.rows, ignored, begin)
+                try:  # a whole record (a person's last edit) is kept; JournalWriter adds the newline
+                    kept.add(LabelRecord.from_json(line, slim))
+                except (ValueError, TypeError, KeyError):
+                    return Scan(kept.records, kept.rows, ignored, begin)
             break
         begin = lines.pos
         if not line.strip():
@@ -385,14 +375,12 @@ def _scan_csv(path: Path, f: BinaryIO, bom: int, keep: Container[str] | None, sl
         except ValueError:
             ignored, last_ok = ignored + 1, False
     legacy = header != FIELDS
-    torn = not lines.ended or (not last_ok and last_start is not None and _quotes_odd(f, last_start))
+    # a last row without its newline is kept when it is a valid row (an editor saved it so; one of
+    # ours torn mid-row and still valid lacks its identity or model: labelled again), else cut
+    torn = not last_ok and last_start is not None and (not lines.ended or _quotes_odd(f, last_start))
     if not torn or last_start is None:
         return Scan(kept.records, kept.rows, ignored, None, legacy)
-    if last_ok:
-        kept.drop_last()
-    else:
-        ignored -= 1
-    return Scan(kept.records, kept.rows, ignored, last_start, legacy)
+    return Scan(kept.records, kept.rows, ignored - 1, last_start, legacy)
 
 
 def scan(path: str | Path, keep: Container[str] | None = None, slim: bool = False) -> Scan:
@@ -552,6 +540,19 @@ def _upgrade_header(path: Path) -> None:
         raise LabelingError(f"{path}: cannot read the journal ({e})") from None
 
 
+def _last_byte(path: Path) -> bytes:
+    """The last byte of a journal (b"" when empty)."""
+    try:
+        with open_regular(path) as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return b""
+            f.seek(-1, os.SEEK_END)
+            return f.read(1)
+    except UnsafeFileError as e:
+        raise LabelingError(f"{path}: cannot read the journal ({e})") from None
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -582,7 +583,10 @@ class JournalWriter:
         new = not self.path.exists() or self.path.stat().st_size == 0
         if not new and not is_jsonl(self.path) and _old_header(self.path):
             _upgrade_header(self.path)
+        unterminated = not new and _last_byte(self.path) not in (b"\n", b"")
         self._fd = open_for_writing(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        if unterminated:  # a last row an editor saved without its newline: ours start on a new line
+            _write_all(self._fd, b"\n")
         if new:
             _write_all(self._fd, serialise(self.path, [], header=True).encode())
             os.fsync(self._fd)

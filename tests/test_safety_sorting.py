@@ -585,3 +585,27 @@ def test_two_runs_on_a_file_system_without_hard_links_never_replace_each_other(m
     assert cli(model, src, "--sort-into", out, "--move", "--review-below", "1.0") == 0
     assert files(out) == ["needs_review/IMG_0000 (1).png", "needs_review/IMG_0000.png"]
     assert digests(out) == before
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_correction_saved_without_a_final_newline_is_kept(model, tmp_path, suffix):
+    """A person corrects the last row in an editor that saves without a final newline (VS Code's
+    default): the row was taken for one torn by a crash and cut off, and the file relabelled."""
+    src, journal = photos(tmp_path / "src", 3), tmp_path / f"j{suffix}"
+    assert cli(model, src, "--out", journal) == 0
+    last = list(read_labels(journal).values())[-1]
+    last.label, last.source, last.model, last.needs_review = (
+        "Watches" if last.label != "Watches" else "Tshirts",
+        "human",
+        "",
+        False,
+    )
+    text = journal.read_text(encoding="utf-8").rstrip("\n").rsplit("\n", 1)[0] + "\n"
+    edited = last.to_json() if suffix == ".jsonl" else ",".join(last.to_row())
+    journal.write_text(text + edited, encoding="utf-8")  # no newline at the end
+    (src / "IMG_0009.png").write_bytes(image(2))  # a new photo: rows are appended after it
+    assert cli(model, src, "--out", journal) == 0
+    rows = read_labels(journal)
+    assert rows[last.path].label == last.label and rows[last.path].source == "human"
+    assert set(rows) == {f"IMG_{i:04d}.png" for i in (0, 1, 2, 9)}
+    assert journal.read_text(encoding="utf-8").count("\n") == (5 if suffix == ".csv" else 4)
