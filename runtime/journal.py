@@ -5,7 +5,10 @@ file, appended as files are labelled; the last row for a path wins.
 
 - ``path``: the file relative to the labelled folder with ``/`` separators. Bytes of a name
   that are not UTF-8 are written as ``\\xNN`` (``bytes.decode("utf-8", "backslashreplace")``),
-  so the journal is always valid UTF-8; resume computes the same key for each file on disk.
+  so the journal is always valid UTF-8, and a backslash in a name as ``\\x5c``, so that no two
+  names share a key (a name spelt ``a\\xff.jpg`` and the bytes ``a<0xff>.jpg``); resume computes
+  the same key for each file on disk. (Older versions wrote a backslash as it is: such a file is
+  labelled again once.)
 - ``model``: the fingerprint of the model file that made the row (first 16 hex of its SHA-256).
   Rows of another model, and model rows whose confidence is not a number in [0, 1], are labelled
   again on resume; rows a person made (``source=human``) are kept.
@@ -88,12 +91,12 @@ def one_line(message: str) -> str:
 
 def path_key(path: Path, root: Path) -> str:
     """The journal key of a file: its path relative to the labelled folder, ``/`` separators,
-    undecodable bytes as ``\\xNN``."""
+    undecodable bytes and backslashes as ``\\xNN`` (one key per name)."""
     try:
         rel = path.relative_to(root).as_posix()
     except ValueError:
         rel = Path(os.path.relpath(path, root)).as_posix()
-    return clean_text(rel)
+    return clean_text(rel.replace("\\", "\\x5c"))
 
 
 def escape_cell(text: str) -> str:

@@ -221,12 +221,14 @@ def _resolved(path: str) -> str:
 
 
 def path_of_key(root: Path, key: str) -> Path:
-    """The file a journal key names (``\\xNN`` escapes of non-UTF-8 names mapped back)."""
+    """The file a journal key names (``\\xNN`` escapes of non-UTF-8 names and backslashes
+    mapped back; a key of an older version, which kept a backslash as it is, names it directly)."""
     direct = root / key
-    if "\\x" not in key or os.path.lexists(direct):
+    if "\\x" not in key:
         return direct
     raw = re.sub(rb"\\x([0-9a-f]{2})", lambda m: bytes([int(m.group(1), 16)]), key.encode("utf-8"))
-    return root / os.fsdecode(raw)
+    decoded = root / os.fsdecode(raw)
+    return decoded if os.path.lexists(decoded) or not os.path.lexists(direct) else direct
 
 
 def sort_into(

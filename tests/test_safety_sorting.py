@@ -609,3 +609,21 @@ def test_a_correction_saved_without_a_final_newline_is_kept(model, tmp_path, suf
     assert rows[last.path].label == last.label and rows[last.path].source == "human"
     assert set(rows) == {f"IMG_{i:04d}.png" for i in (0, 1, 2, 9)}
     assert journal.read_text(encoding="utf-8").count("\n") == (5 if suffix == ".csv" else 4)
+
+
+@pytest.mark.skipif(sys.platform in ("darwin", "win32"), reason="names must be any bytes")
+def test_a_name_spelt_like_an_escaped_one_keeps_its_own_row_and_label(model, tmp_path, capsys):
+    """``a<0xff>.png`` is written ``a\\xff.png`` in the journal; a second file literally named
+    ``a\\xff.png`` had the same key: one file was moved with the other's label, the other never
+    sorted, and the run ended with an error."""
+    src, out = tmp_path / "src", tmp_path / "sorted"
+    src.mkdir()
+    Path(os.fsdecode(os.fsencode(src) + b"/a\xff.png")).write_bytes(image(0))  # a T-shirt
+    (src / "a\\xff.png").write_bytes(image(1))  # a watch
+    before = digests(src)
+    assert cli(model, src, "--sort-into", out, "--move") == 0
+    assert capsys.readouterr().err.count("error") == 0
+    assert files(src) == [] and digests(out) == before
+    assert (out / "Watches" / "a\\xff.png").read_bytes() == image(1)
+    assert Path(os.fsdecode(os.fsencode(out) + b"/Tshirts/a\xff.png")).read_bytes() == image(0)
+    assert len(read_labels(src / JOURNAL_NAME)) == 2
