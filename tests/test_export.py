@@ -224,7 +224,16 @@ def test_export_writes_every_format_self_describing(tiny_export) -> None:
     iq = read_metadata(out / "model_int8_int8io.tflite").input_quant
     assert iq["scale"] > 0 and -128 <= iq["zero_point"] <= 127
     assert report["gate"]["passed"] and report["quantization"]["method"] == "PTQ"
-    assert "| model_int8.onnx |" in (out / "export_report.md").read_text()
+    md = (out / "export_report.md").read_text()
+    assert "| model_int8.onnx |" in md
+    from fashion_edge.benchmarks.sysinfo import cpu_info
+
+    assert report["gate"]["cpu"]["int8_path"] == cpu_info()["int8_path"]  # which CPU path the gate measured
+    assert f"int8 path **{cpu_info()['int8_path']}**" in md
+    onnx8 = next(f for f in report["files"] if f["file"] == "model_int8.onnx")
+    rng = onnx8["int8_weight_range"]
+    assert rng is None or max(-rng[0], rng[1]) <= 64  # None: the tiny model's only dense layer stayed float
+    assert set(onnx8["notes"]["trials"]) >= {"8bit", "7bit"} and onnx8["notes"]["weights"] != "8bit"
     test_rows = list(csv.DictReader(open(out / "splits.csv", encoding="utf-8")))
     assert test_rows and {r["split"] for r in test_rows} == {"test"}
 
