@@ -47,8 +47,10 @@ import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from fashion_edge.runtime.journal import LabelingError, fsync_dir
+from fashion_edge.runtime.safe_file import UnsafeFileError, open_regular
 
 TMP_PREFIX = ".fashion-tmp-"
 MAX_NAME_BYTES = 255
@@ -160,9 +162,18 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _open_source(path: Path) -> BinaryIO:
+    """A file placement reads (a source, a copy), through the one safe-open helper: a FIFO or
+    device swapped in after the checks is refused (OSError) instead of blocking the run."""
+    try:
+        return open_regular(path)
+    except UnsafeFileError as e:
+        raise OSError(errno.EINVAL, str(e), str(path)) from None
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with _open_source(path) as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
@@ -182,7 +193,7 @@ def same_folder(a: Path, b: Path) -> bool:
 
 def copy_bytes(src: Path, dst_fd: int) -> None:
     """Copy src into an open file (a seam for tests that simulate a full disk)."""
-    with open(src, "rb") as fi, os.fdopen(os.dup(dst_fd), "wb") as fo:
+    with _open_source(src) as fi, os.fdopen(os.dup(dst_fd), "wb") as fo:
         shutil.copyfileobj(fi, fo, 1 << 20)
         fo.flush()
 
@@ -398,7 +409,7 @@ def already_copied(src: Path, folder: Path) -> Path | None:
 
 
 def _same_bytes(a: Path, b: Path) -> bool:
-    with open(a, "rb") as fa, open(b, "rb") as fb:
+    with _open_source(a) as fa, _open_source(b) as fb:
         while True:
             x, y = fa.read(1 << 20), fb.read(1 << 20)
             if x != y:

@@ -627,3 +627,30 @@ def test_a_name_spelt_like_an_escaped_one_keeps_its_own_row_and_label(model, tmp
     assert (out / "Watches" / "a\\xff.png").read_bytes() == image(1)
     assert Path(os.fsdecode(os.fsencode(out) + b"/Tshirts/a\xff.png")).read_bytes() == image(0)
     assert len(read_labels(src / JOURNAL_NAME)) == 2
+
+
+@needs_fifo
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("mode", ["--copy", "--move"])
+def test_a_fifo_swapped_in_for_a_photo_while_it_is_copied_does_not_block(
+    model, tmp_path, monkeypatch, capsys, mode
+):
+    """Between placement's checks and its copy, another process renames the photo away and puts a
+    FIFO under its name: the copy opened it with a plain open() and waited forever."""
+    src, out = photos(tmp_path / "src", 1), tmp_path / "sorted"
+    _other_file_system(monkeypatch, src)  # so that --move copies too
+    photo = src / "IMG_0000.png"
+    real_open = os.open
+
+    def swap_when_copying(path, flags, *args, **kw):
+        if Path(path).name.startswith(".fashion-tmp-") and not photo.is_fifo():
+            os.replace(photo, tmp_path / "kept.png")  # (os.rename is the other file system here)
+            os.mkfifo(photo)
+        return real_open(path, flags, *args, **kw)
+
+    monkeypatch.setattr(os, "open", swap_when_copying)
+    assert cli(model, src, "--sort-into", out, mode) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "IMG_0000.png" in err and "not a regular file (a FIFO)" in err
+    assert (tmp_path / "kept.png").read_bytes() == image(0, strength=150)
+    assert files(out) == [] and photo.is_fifo()
