@@ -12,6 +12,7 @@ process and on disk (``runtime.check_set_cache``, keyed by the model's fingerpri
 from __future__ import annotations
 
 import csv
+import io
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,11 @@ from fashion_edge.runtime import check_set_cache
 from fashion_edge.runtime.classifier import Classifier
 from fashion_edge.runtime.metadata import class_name_problem
 from fashion_edge.runtime.preprocess import ImageError, is_image_file, read_image
+from fashion_edge.runtime.safe_file import UnsafeFileError, open_regular
 
 CATALOGUE_CAP = 1000  # test images scored by the gate (a seeded sample; the full split is ~2,000)
 ANCHORS_PER_CLASS = 30  # other test images (never scored by the gate) that anchor the fit per class
+MAX_SPLITS_BYTES = 64 * 2**20  # a model's splits.csv (the shipped ones are under 1 MB)
 
 _CACHE: dict[tuple[str, int], CatalogueSet | None] = {}
 _LOCK = threading.Lock()
@@ -111,9 +114,18 @@ def catalogue_for(
 
 
 def catalogue_test_rows(splits: Path, classes: Sequence[str]) -> list[dict[str, str]]:
-    """The rows of a model's ``splits.csv`` in the test split whose label is one of ``classes``."""
-    with open(splits, newline="", encoding="utf-8") as f:
-        return [r for r in csv.DictReader(f) if r.get("split") == "test" and r.get("label") in classes]
+    """The rows of a model's ``splits.csv`` in the test split whose label is one of ``classes``.
+
+    Opened through ``safe_file`` (a FIFO or a device there is refused, never read): AdapterError,
+    one line naming the file.
+    """
+    from fashion_edge.runtime.adapter_record import AdapterError
+
+    try:
+        with io.TextIOWrapper(open_regular(splits, MAX_SPLITS_BYTES), encoding="utf-8", newline="") as f:
+            return [r for r in csv.DictReader(f) if r.get("split") == "test" and r.get("label") in classes]
+    except (UnsafeFileError, OSError, UnicodeDecodeError, csv.Error) as e:
+        raise AdapterError(f"{splits}: cannot read the model's splits ({e})") from None
 
 
 def _load(clf: Classifier, cap: int, data: str | Path | None, progress) -> CatalogueSet | None:

@@ -570,3 +570,20 @@ def test_a_sub_folder_that_cannot_be_read_is_named_not_passed_over(model, tmp_pa
     code, out, _ = label([str(src), "--recursive", "--model", str(model)], capsys)
     assert code == 1
     assert "labelled 2 images" in out and "[1 folders could not be read: locked/ (Permission denied)]" in out
+
+
+@needs_fifo
+@pytest.mark.timeout(20)
+def test_a_fifo_as_the_model_s_splits_file_is_refused_without_blocking(tmp_path):
+    """The adapter gate read ``splits.csv`` beside the model with a plain open(): a FIFO put
+    there after its is_file() check blocked --learn-from forever."""
+    from fashion_edge.runtime.adapter_gate import catalogue_test_rows
+    from fashion_edge.runtime.adapter_record import AdapterError
+
+    os.mkfifo(tmp_path / "splits.csv")
+    with pytest.raises(
+        AdapterError, match=r"splits.csv: cannot read the model's splits \(not a regular file \(a FIFO\)\)"
+    ):
+        catalogue_test_rows(tmp_path / "splits.csv", ["Watches"])
+    (tmp_path / "real.csv").write_text("id,label,split\n1,Watches,test\n2,Watches,train\n", encoding="utf-8")
+    assert [r["id"] for r in catalogue_test_rows(tmp_path / "real.csv", ["Watches"])] == ["1"]
