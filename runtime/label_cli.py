@@ -179,6 +179,9 @@ def run(args: argparse.Namespace, cancel: threading.Event) -> int:
         _check_ray(args)
         clf = load(args.model, threads=args.threads)
         clf = apply_adapter(args, clf, PROG)
+        if cancel.is_set():  # Ctrl-C while the model loaded or the adapter was fitted: stop here
+            print(f"{PROG}: interrupted before labelling: nothing labelled or sorted", file=sys.stderr)
+            return 130
         engine = _engine(args, clf)
         update, close = _progress_bar()
         summary = run_labeling(

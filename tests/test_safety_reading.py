@@ -587,3 +587,29 @@ def test_a_fifo_as_the_model_s_splits_file_is_refused_without_blocking(tmp_path)
         catalogue_test_rows(tmp_path / "splits.csv", ["Watches"])
     (tmp_path / "real.csv").write_text("id,label,split\n1,Watches,test\n2,Watches,train\n", encoding="utf-8")
     assert [r["id"] for r in catalogue_test_rows(tmp_path / "real.csv", ["Watches"])] == ["1"]
+
+
+def test_ctrl_c_during_the_adapter_fit_stops_before_anything_is_labelled_or_moved(
+    emb_model, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C while --learn-from fits: the fit went on, and then the folder was labelled and its
+    files moved anyway (all of a small folder, exit 0)."""
+    import signal
+
+    from fashion_edge.runtime import adapter
+
+    learn, src = learn_folder(tmp_path / "learn"), tmp_path / "src"
+    for i in range(3):
+        write_png(src / f"IMG_{i}.png", colour_image(i))
+    real_fit = adapter.fit_adapter
+
+    def ctrl_c_while_fitting(*args, **kw):
+        os.kill(os.getpid(), signal.SIGINT)  # the CLI's handler takes it (sets cancel)
+        return real_fit(*args, **kw)
+
+    monkeypatch.setattr(adapter, "fit_adapter", ctrl_c_while_fitting)
+    args = [str(src), "--model", str(emb_model), "--learn-from", str(learn), "--force-adapter"]
+    code, out, err = label([*args, "--sort-into", str(tmp_path / "sorted"), "--move"], capsys)
+    assert code == 130 and "interrupted before labelling: nothing labelled or sorted" in err
+    assert sorted(p.name for p in src.iterdir()) == ["IMG_0.png", "IMG_1.png", "IMG_2.png"]
+    assert not (tmp_path / "sorted").exists() and out == ""
