@@ -125,6 +125,48 @@ def test_gate_fails_int8_onnx_weights_that_saturate_without_vnni() -> None:
     assert not narrow.failures
 
 
+def test_bias_correction_moves_the_int8_mean_output_to_the_float_one(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from fashion_edge.export.onnx_export import bias_corrected
+
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(0, 1, (16, 32)).astype(np.float32), rng.normal(0, 0.1, 16).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["input"], ["act"]), helper.make_node("Gemm", ["act", "W", "B"], ["out"], transB=1)],
+        "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 32])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["N", 16])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "f.onnx"))
+    x = (rng.normal(0.5, 1, (64, 32)) * 4).astype(np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter({"input": x[i : i + 8]} for i in range(0, 64, 8))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.it, None)
+
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    reduce_range=True)  # fmt: skip
+    assert bias_corrected(tmp_path / "q.onnx", tmp_path / "f.onnx", x, tmp_path / "bc.onnx") == 1
+
+    def mean_out(name: str) -> np.ndarray:
+        sess = ort.InferenceSession(str(tmp_path / name), providers=["CPUExecutionProvider"])
+        return sess.run(None, {"input": x})[0].mean(axis=0)
+
+    ref = mean_out("f.onnx")
+    before, after = np.abs(mean_out("q.onnx") - ref).mean(), np.abs(mean_out("bc.onnx") - ref).mean()
+    assert after < 0.5 * before, (before, after)
+
+
 def test_int8_weight_range_reads_qdq_weights_and_reduce_range_keeps_them_in_7_bits(tmp_path: Path) -> None:
     pytest.importorskip("onnx")
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
