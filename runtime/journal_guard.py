@@ -9,7 +9,8 @@ but no sidecar (older versions' ``./labels.csv``) is refused too. A run holds
 The journal, its sidecar and its lock are opened through ``runtime.safe_file``
 (``check_journal_files``): a FIFO, a device or a symlink to a missing path in their place is
 refused with one line before anything is opened, so nothing blocks and nothing is created
-outside the folder.
+outside the folder; the sidecar and the lock are ours and never symlinks (a record written
+through a planted link would replace the file it points at).
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def lock_of(journal: Path) -> Path:
 
 def check_journal_files(journal: Path) -> None:
     """Refuse a journal, sidecar or lock path that is a FIFO, a device, a folder or a symlink to a
-    missing path, and a lock that is a symlink at all (LabelingError naming it), before any of
-    them is opened."""
+    missing path, and a sidecar or lock that is a symlink at all (LabelingError naming it), before
+    any of them is opened."""
     for path, what in (
         (journal, "journal"),
         (sidecar_of(journal), "journal record"),
@@ -75,9 +76,11 @@ def check_journal_files(journal: Path) -> None:
             check_target(path)
         except UnsafeFileError as e:
             raise LabelingError(f"{path}: cannot use this as the {what}: {e}") from None
-    lock = lock_of(journal)
-    if lock.is_symlink():  # the lock is ours, never a link (filelock's refusal would blame the folder)
-        raise LabelingError(f"{lock}: cannot use this as the lock: it is a symlink; remove it")
+    for path, what in ((sidecar_of(journal), "journal record"), (lock_of(journal), "lock")):
+        # ours, never a link: a record written through one replaced any file it pointed at (a
+        # shared folder's planted link to a person's document); filelock's refusal blamed the folder
+        if path.is_symlink():
+            raise LabelingError(f"{path}: cannot use this as the {what}: it is a symlink; remove it")
 
 
 def bind_to_folder(journal: Path, folder: Path, model_id: str, has_rows: bool) -> None:

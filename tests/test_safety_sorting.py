@@ -654,3 +654,17 @@ def test_a_fifo_swapped_in_for_a_photo_while_it_is_copied_does_not_block(
     assert "IMG_0000.png" in err and "not a regular file (a FIFO)" in err
     assert (tmp_path / "kept.png").read_bytes() == image(0, strength=150)
     assert files(out) == [] and photo.is_fifo()
+
+
+@pytest.mark.parametrize("where", ["in the folder", "--out"])
+def test_a_journal_record_symlinked_to_a_person_s_file_never_replaces_it(model, tmp_path, capsys, where):
+    """A shared folder (an unpacked zip) carries ``fashion-labels.csv.meta.json`` as a symlink to a
+    person's document: the first run replaced the document with the journal's JSON record."""
+    src = photos(tmp_path / "src", 1)
+    victim = tmp_path / "thesis.txt"
+    victim.write_text("years of work")
+    journal = src / JOURNAL_NAME if where == "in the folder" else tmp_path / "j.csv"
+    os.symlink(victim, journal.with_name(journal.name + ".meta.json"))
+    args = () if where == "in the folder" else ("--out", journal)
+    assert "cannot use this as the journal record: it is a symlink" in _refused(model, capsys, src, *args)
+    assert victim.read_text() == "years of work" and not journal.exists()
