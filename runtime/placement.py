@@ -327,15 +327,22 @@ def _moved_by_killed_run(src_st: os.stat_result, folder: Path, name: str) -> Pat
 def place(src: Path, folder: Path, move: bool = False) -> Path:
     """Copy (or move) ``src`` into ``folder`` under a free name; returns the final path
     (``src`` itself when it already is in ``folder``)."""
-    return _place(src, folder, move).dst
+    placed = _place(src, folder, move)
+    if placed is None:
+        raise PlacementError(f"{src}: cannot {'move' if move else 'copy'} it (file not found)")
+    return placed.dst
 
 
-def _place(src: Path, folder: Path, move: bool) -> Placement:
+def _place(src: Path, folder: Path, move: bool) -> Placement | None:
+    """None when ``src`` is gone (moved away by a person or another run since it was listed)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if same_folder(src.parent, folder):  # already sorted: leave it where it is
             return Placement(src, src, False)
-        lst = os.lstat(src)
+        try:
+            lst = os.lstat(src)
+        except FileNotFoundError:
+            return None
         is_link = stat.S_ISLNK(lst.st_mode)
         st = os.stat(src) if is_link else lst
         if not stat.S_ISREG(st.st_mode):
@@ -425,7 +432,8 @@ def place_all(
 
     A copy is skipped when the folder already holds the same bytes under the file's name (made by
     an earlier run), unless ``fresh`` (files labelled just now: an identical file there is a twin,
-    and is kept as ``name (1)``). A file already in its target folder stays as it is.
+    and is kept as ``name (1)``). A file already in its target folder stays as it is; one gone
+    since it was listed (moved away meanwhile) is passed over.
     """
     done = []
     for src, folder in pairs:
@@ -437,5 +445,7 @@ def place_all(
             if prior is not None:
                 done.append(Placement(src, prior, False))
                 continue
-        done.append(_place(src, folder, move))
+        placed = _place(src, folder, move)
+        if placed is not None:
+            done.append(placed)
     return done

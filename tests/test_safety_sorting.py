@@ -668,3 +668,27 @@ def test_a_journal_record_symlinked_to_a_person_s_file_never_replaces_it(model, 
     args = () if where == "in the folder" else ("--out", journal)
     assert "cannot use this as the journal record: it is a symlink" in _refused(model, capsys, src, *args)
     assert victim.read_text() == "years of work" and not journal.exists()
+
+
+def test_a_photo_moved_away_by_hand_while_its_batch_is_sorted_is_passed_over(
+    model, tmp_path, monkeypatch, capsys
+):
+    """A person drags one photo out of the folder after it was labelled, just before it is placed:
+    the run stopped with an error, leaving the rest of the folder unsorted."""
+    from fashion_edge.runtime import placement
+
+    src, out, away = photos(tmp_path / "src", 4), tmp_path / "sorted", tmp_path / "desk"
+    away.mkdir()
+    before = digests(src)
+    real_clean = placement.clean_leftovers
+
+    def drag_one_away(folder):  # runs once per class folder, when its first file is placed
+        if (src / "IMG_0003.png").exists():
+            os.replace(src / "IMG_0003.png", away / "IMG_0003.png")
+        return real_clean(folder)
+
+    monkeypatch.setattr(placement, "clean_leftovers", drag_one_away)
+    assert cli(model, src, "--sort-into", out, "--move") == 0
+    assert "moved 3 files" in capsys.readouterr().out
+    assert files(src) == [] and files(away) == ["IMG_0003.png"]
+    assert digests(out) + digests(away) == before
