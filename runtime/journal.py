@@ -6,9 +6,10 @@ file, appended as files are labelled; the last row for a path wins.
 - ``path``: the file relative to the labelled folder with ``/`` separators. Bytes of a name
   that are not UTF-8 are written as ``\\xNN`` (``bytes.decode("utf-8", "backslashreplace")``),
   so the journal is always valid UTF-8, and a backslash in a name as ``\\x5c``, so that no two
-  names share a key (a name spelt ``a\\xff.jpg`` and the bytes ``a<0xff>.jpg``); resume computes
-  the same key for each file on disk. (Older versions wrote a backslash as it is: such a file is
-  labelled again once.)
+  names share a key (a name spelt ``a\\xff.jpg`` and the bytes ``a<0xff>.jpg``), and a carriage
+  return as ``\\x0d`` (the CSV writer leaves it unquoted: the row could not be read back);
+  resume computes the same key for each file on disk. (Older versions wrote a backslash as it
+  is: such a file is labelled again once.)
 - ``model``: the fingerprint of the model file that made the row (first 16 hex of its SHA-256).
   Rows of another model, and model rows whose confidence is not a number in [0, 1], are labelled
   again on resume; rows a person made (``source=human``) are kept.
@@ -91,12 +92,13 @@ def one_line(message: str) -> str:
 
 def path_key(path: Path, root: Path) -> str:
     """The journal key of a file: its path relative to the labelled folder, ``/`` separators,
-    undecodable bytes and backslashes as ``\\xNN`` (one key per name)."""
+    undecodable bytes, backslashes and carriage returns as ``\\xNN`` (one key per name; a CR,
+    which the CSV writer does not quote, would make the row unreadable)."""
     try:
         rel = path.relative_to(root).as_posix()
     except ValueError:
         rel = Path(os.path.relpath(path, root)).as_posix()
-    return clean_text(rel.replace("\\", "\\x5c"))
+    return clean_text(rel.replace("\\", "\\x5c").replace("\r", "\\x0d"))
 
 
 def escape_cell(text: str) -> str:

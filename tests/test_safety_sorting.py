@@ -692,3 +692,18 @@ def test_a_photo_moved_away_by_hand_while_its_batch_is_sorted_is_passed_over(
     assert "moved 3 files" in capsys.readouterr().out
     assert files(src) == [] and files(away) == ["IMG_0003.png"]
     assert digests(out) + digests(away) == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="names must be any bytes")
+def test_a_name_with_a_carriage_return_is_resumed_and_copied_once(model, tmp_path, capsys):
+    """``a\\rb.png``: the CSV writer leaves a CR unquoted, the row could not be read back, so the
+    file was labelled again on every run and ``--copy`` added ``a\\rb (1).png``, ``(2)``..."""
+    src, out = tmp_path / "src", tmp_path / "sorted"
+    src.mkdir()
+    (src / "a\rb.png").write_bytes(image(1))
+    (src / "a\nb.png").write_bytes(image(0))
+    for _ in range(3):
+        assert cli(model, src, "--sort-into", out, "--copy") == 0
+    printed = capsys.readouterr().out
+    assert "malformed" not in printed and printed.count("[2 from an earlier run]") == 2
+    assert len(files(out)) == 2
