@@ -415,6 +415,33 @@ def already_copied(src: Path, folder: Path) -> Path | None:
     return None
 
 
+def _earlier_copy(src: Path, folder: Path, move: bool) -> Path | None:
+    """An earlier run's copy of ``src`` in ``folder`` (``already_copied``). With ``move`` only a
+    copy with the source's modification time counts (copies keep it; a twin from another folder
+    is moved beside it), and the source is then removed, unless it changed while it was compared
+    (PlacementError, one line)."""
+    try:
+        then = os.lstat(src)
+    except OSError:
+        return None
+    prior = already_copied(src, folder)
+    if prior is None or not move:
+        return prior
+    try:  # a copy keeps the source's time (copystat); an identical twin from elsewhere is kept
+        if os.stat(prior).st_mtime_ns != os.stat(src).st_mtime_ns:
+            return None
+    except OSError:
+        return None
+    try:
+        _check_removable(src)
+        if not _unchanged(src, then):
+            raise OSError(errno.EAGAIN, "it changed while it was compared; run again to move it", str(src))
+        _unlink_source(src, prior, folder, None)
+    except OSError as e:
+        raise PlacementError(f"{e.filename or src}: cannot move {src.name} ({e.strerror or e})") from None
+    return prior
+
+
 def _same_bytes(a: Path, b: Path) -> bool:
     with _open_source(a) as fa, _open_source(b) as fb:
         while True:
@@ -432,18 +459,19 @@ def place_all(
 
     A copy is skipped when the folder already holds the same bytes under the file's name (made by
     an earlier run), unless ``fresh`` (files labelled just now: an identical file there is a twin,
-    and is kept as ``name (1)``). A file already in its target folder stays as it is; one gone
-    since it was listed (moved away meanwhile) is passed over.
+    and is kept as ``name (1)``); a move then only removes the source, whose bytes that copy holds
+    (``--copy`` first, ``--move`` later, leaves one file). A file already in its target folder
+    stays as it is; one gone since it was listed (moved away meanwhile) is passed over.
     """
     done = []
     for src, folder in pairs:
         if folder not in cleaned:
             clean_leftovers(folder)
             cleaned.add(folder)
-        if not move and not fresh and not same_folder(src.parent, folder):
-            prior = already_copied(src, folder)
-            if prior is not None:
-                done.append(Placement(src, prior, False))
+        if not fresh and not same_folder(src.parent, folder):
+            prior = _earlier_copy(src, folder, move)
+            if prior is not None:  # (a move is made by removing the source: counted as moved)
+                done.append(Placement(src, prior, move))
                 continue
         placed = _place(src, folder, move)
         if placed is not None:

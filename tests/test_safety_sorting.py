@@ -707,3 +707,16 @@ def test_a_name_with_a_carriage_return_is_resumed_and_copied_once(model, tmp_pat
     printed = capsys.readouterr().out
     assert "malformed" not in printed and printed.count("[2 from an earlier run]") == 2
     assert len(files(out)) == 2
+
+
+def test_copy_first_then_move_leaves_one_file_per_photo(model, tmp_path, capsys):
+    """A careful user copies first, checks the class folders, then moves: every photo ended up
+    twice, ``x.png`` (the copy) and ``x (1).png`` (the moved file)."""
+    src, out = photos(tmp_path / "src", 4), tmp_path / "sorted"
+    before = digests(src)
+    assert cli(model, src, "--sort-into", out, "--copy") == 0
+    layout = files(out)
+    capsys.readouterr()
+    assert cli(model, src, "--sort-into", out, "--move") == 0
+    assert "moved 4 files" in capsys.readouterr().out  # onto the copies: only the sources removed
+    assert files(src) == [] and files(out) == layout and digests(out) == before
