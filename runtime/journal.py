@@ -6,10 +6,9 @@ file, appended as files are labelled; the last row for a path wins.
 - ``path``: the file relative to the labelled folder with ``/`` separators. Bytes of a name
   that are not UTF-8 are written as ``\\xNN`` (``bytes.decode("utf-8", "backslashreplace")``),
   so the journal is always valid UTF-8, and a backslash in a name as ``\\x5c``, so that no two
-  names share a key (a name spelt ``a\\xff.jpg`` and the bytes ``a<0xff>.jpg``), and a carriage
-  return as ``\\x0d`` (the CSV writer leaves it unquoted: the row could not be read back);
-  resume computes the same key for each file on disk. (Older versions wrote a backslash as it
-  is: such a file is labelled again once.)
+  names share a key (a name spelt ``a\\xff.jpg`` and the bytes ``a<0xff>.jpg``); resume computes
+  the same key for each file on disk. (Older versions wrote a backslash as it is: such a file is
+  labelled again once.)
 - ``model``: the fingerprint of the model file that made the row (first 16 hex of its SHA-256).
   Rows of another model, and model rows whose confidence is not a number in [0, 1], are labelled
   again on resume; rows a person made (``source=human``) are kept.
@@ -92,13 +91,12 @@ def one_line(message: str) -> str:
 
 def path_key(path: Path, root: Path) -> str:
     """The journal key of a file: its path relative to the labelled folder, ``/`` separators,
-    undecodable bytes, backslashes and carriage returns as ``\\xNN`` (one key per name; a CR,
-    which the CSV writer does not quote, would make the row unreadable)."""
+    undecodable bytes and backslashes as ``\\xNN`` (one key per name)."""
     try:
         rel = path.relative_to(root).as_posix()
     except ValueError:
         rel = Path(os.path.relpath(path, root)).as_posix()
-    return clean_text(rel.replace("\\", "\\x5c").replace("\r", "\\x0d"))
+    return clean_text(rel.replace("\\", "\\x5c"))
 
 
 def escape_cell(text: str) -> str:
@@ -472,13 +470,23 @@ def fsync_dir(path: Path) -> None:
 
 
 def serialise(path: Path, records: Iterable[LabelRecord], header: bool) -> str:
+    """Journal lines for ``records`` (and the header). CSV lines end in ``\\n``; a cell with a
+    carriage return (a file name, a person's label) is quoted like one with a newline, so that
+    every row reads back (csv quotes only the characters of its line terminator)."""
     if is_jsonl(path):
         return "".join(r.to_json() + "\n" for r in records)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     if header:
         w.writerow(FIELDS)
-    w.writerows(r.to_row() for r in records)
+    for r in records:
+        row = r.to_row()
+        if any("\r" in c for c in row):
+            cr = io.StringIO()
+            csv.writer(cr, lineterminator="\r\n").writerow(row)  # quotes every cell holding a CR
+            buf.write(cr.getvalue()[:-2] + "\n")
+        else:
+            w.writerow(row)
     return buf.getvalue()
 
 

@@ -707,6 +707,9 @@ def test_a_name_with_a_carriage_return_is_resumed_and_copied_once(model, tmp_pat
     printed = capsys.readouterr().out
     assert "malformed" not in printed and printed.count("[2 from an earlier run]") == 2
     assert len(files(out)) == 2
+    # a person's label pasted with a CR (the app appends it as it is) reads back too
+    append_records(src / JOURNAL_NAME, [LabelRecord("a\rb.png", "Bags\r", source="human")])
+    assert read_labels(src / JOURNAL_NAME)["a\rb.png"].label == "Bags\r"
 
 
 def test_copy_first_then_move_leaves_one_file_per_photo(model, tmp_path, capsys):
