@@ -22,7 +22,7 @@ import numpy as np
 
 from fashion_edge.runtime import check_set_cache
 from fashion_edge.runtime.classifier import Classifier
-from fashion_edge.runtime.metadata import class_name_problem
+from fashion_edge.runtime.metadata import RESERVED_CLASSES, class_name_problem
 from fashion_edge.runtime.preprocess import ImageError, is_image_file, read_image
 from fashion_edge.runtime.safe_file import UnsafeFileError, open_regular
 
@@ -55,7 +55,9 @@ class CatalogueSet:
 def examples_from_folder(folder: str | Path, known: Sequence[str] = ()) -> list[tuple[Path, str]]:
     """(path, class) for every image in ``folder/<class>/``; AdapterError for unusable folders.
 
-    Folder names are checked first, before any image is read: a name that cannot be a class
+    The tool's own review pile (``needs_review/``, what ``--sort-into`` leaves unsure) is not a
+    class and is passed over, so a sorted folder that a person has tidied can be learned from as it
+    is. Folder names are checked first, before any image is read: a name that cannot be a class
     (reserved, a control character, a formula, see ``metadata.class_name_problem``) or that
     differs only in case from another folder or from one of ``known`` (the model's classes) is an
     error naming that folder. So is an empty class folder, or one with no decodable image.
@@ -65,7 +67,11 @@ def examples_from_folder(folder: str | Path, known: Sequence[str] = ()) -> list[
     root = Path(folder)
     if not root.is_dir():
         raise AdapterError(f"{root}: corrections folder not found")
-    classes = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in RESERVED_CLASSES
+    )
     if not classes:
         raise AdapterError(f"{root}: no <class>/ folders of corrected photos")
     seen = {k.casefold(): k for k in known}

@@ -498,7 +498,7 @@ def test_model_metadata_that_would_crash_mid_run_is_refused_at_load(model, tmp_p
 @pytest.mark.parametrize(
     ("folder", "message"),
     [
-        ("needs_review", "'needs_review' cannot be a class (it is reserved)"),
+        ("Needs_Review", "'Needs_Review' cannot be a class (it is reserved)"),
         ("new\nline", "cannot be a class (it contains a control character)"),
         ("=cmd", "cannot be a class (it starts like a spreadsheet formula)"),
         ("hat", "'hat' differs only in case from 'Hat' (another folder)"),
@@ -543,10 +543,22 @@ def test_examples_from_folder_checks_names_before_reading_images(tmp_path, monke
     import fashion_edge.runtime.adapter_gate as gate
 
     learn = learn_folder(tmp_path / "learn")
-    write_png(learn / "needs_review" / "0.png", colour_image(0))
+    write_png(learn / "=cmd" / "0.png", colour_image(0))
     monkeypatch.setattr(gate, "read_image", lambda p: pytest.fail("an image was read before the names"))
-    with pytest.raises(ValueError, match="needs_review: folder name 'needs_review' cannot be a class"):
+    with pytest.raises(ValueError, match="=cmd: folder name '=cmd' cannot be a class"):
         examples_from_folder(learn)
+
+
+def test_a_sorted_folder_is_learned_from_without_its_review_pile(emb_model, tmp_path, capsys):
+    """Sort, tidy by hand, learn from sorted/: the tool's own needs_review/ holds no confirmed label."""
+    learn = learn_folder(tmp_path / "sorted")
+    write_png(learn / "needs_review" / "0.png", colour_image(0))
+    pairs = examples_from_folder(learn)
+    assert pairs and "needs_review" not in {label for _, label in pairs}
+    todo = tmp_path / "todo"
+    write_png(todo / "a.png", coloured(COLOURS["yellow"], 7))
+    code, _, err = label([str(todo), "--model", str(emb_model), "--learn-from", str(learn)], capsys)
+    assert code == 0, err
 
 
 # --- second hostile round (2026-12-06) ------------------------------------------------------------
