@@ -21,17 +21,7 @@ from fashion_edge.runtime.journal import (
 from fashion_edge.runtime.journal_guard import JournalLock, model_fingerprint, sidecar_of
 from fashion_edge.runtime.label_cli import main
 from fashion_edge.runtime.labeling import JOURNAL_NAME, LabelingError, run_labeling
-from tests.onnx_tiny import colour_image, make_tiny_models
-
-
-@pytest.fixture(scope="module")
-def model() -> Path:
-    return make_tiny_models(tflite=False)["onnx_int8"]
-
-
-@pytest.fixture(scope="module")
-def clf(model):
-    return load(model, threads=1)
+from tests.onnx_tiny import colour_image
 
 
 def folder_of(root: Path, names: dict[str, int]) -> Path:

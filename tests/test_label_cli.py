@@ -15,15 +15,10 @@ import cv2
 import pytest
 
 from fashion_edge.runtime.label_cli import main
-from tests.onnx_tiny import colour_image, make_tiny_models
+from tests.onnx_tiny import colour_image
 from tests.test_labeling import BAD, GOOD, make_bad_corpus
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def model() -> Path:
-    return make_tiny_models(tflite=False)["onnx_int8"]
 
 
 def journal_paths(out: Path) -> list[str]:

@@ -12,22 +12,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from fashion_edge.runtime import load
 from fashion_edge.runtime import placement as pl
 from fashion_edge.runtime.label_cli import main
 from fashion_edge.runtime.labeling import PlacementError, find_images, run_labeling
 from fashion_edge.runtime.placement import TMP_PREFIX, candidates, clean_leftovers, place
-from tests.onnx_tiny import colour_image, make_tiny_models
-
-
-@pytest.fixture(scope="module")
-def model() -> Path:
-    return make_tiny_models(tflite=False)["onnx_int8"]
-
-
-@pytest.fixture(scope="module")
-def clf(model):
-    return load(model, threads=1)
+from tests.onnx_tiny import colour_image
 
 
 def png(colour: int, strength: int = 200) -> bytes:

@@ -18,7 +18,6 @@ from pathlib import Path
 import cv2
 import pytest
 
-from fashion_edge.runtime import load
 from fashion_edge.runtime.journal import FIELDS, MODEL_FIELDS, LabelRecord, append_records, scan
 from fashion_edge.runtime.journal_guard import model_fingerprint
 from fashion_edge.runtime.label_cli import main
@@ -27,16 +26,6 @@ from tests.onnx_tiny import colour_image, make_tiny_models
 
 OURS = {JOURNAL_NAME, JOURNAL_NAME + ".meta.json", JOURNAL_NAME + ".lock"}
 needs_fifo = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
-
-
-@pytest.fixture(scope="module")
-def model() -> Path:
-    return make_tiny_models(tflite=False)["onnx_int8"]
-
-
-@pytest.fixture(scope="module")
-def clf(model):
-    return load(model, threads=1)
 
 
 def image(colour: int, suffix: str = ".png", strength: int = 200) -> bytes:
