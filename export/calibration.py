@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_edge.runtime.classifier import softmax
 from fashion_edge.runtime.review import auto_accepted
 from fashion_edge.training.data import DataError, load_split
 
@@ -53,16 +54,8 @@ def representative_set(run_dir: str | Path, n: int = 300, data: str | Path | Non
     return x[stratified_indices(y, n)]
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Calibrated probabilities, computed in float64."""
-    z = np.asarray(logits, np.float64) / temperature
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def nll(logits: np.ndarray, y: np.ndarray, temperature: float) -> float:
-    p = softmax(logits, temperature)[np.arange(len(y)), y]
+    p = softmax(logits, temperature, dtype=np.float64)[np.arange(len(y)), y]
     return float(-np.mean(np.log(np.clip(p, 1e-300, None))))
 
 

@@ -163,7 +163,8 @@ def evaluate_file(
     ref_emb: np.ndarray | None = None,
 ) -> FileResult:
     """Score one file on the test split against the reference predictions (and embeddings)."""
-    from fashion_edge.export.calibration import accuracy_above, softmax
+    from fashion_edge.export.calibration import accuracy_above
+    from fashion_edge.runtime.classifier import softmax
 
     logits, emb, file_classes = runtime_outputs(path, x, threads)
     k = len(ref.recall)

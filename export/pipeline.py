@@ -25,7 +25,6 @@ from fashion_edge.export.calibration import (
     choose_review_threshold,
     fit_temperature,
     representative_set,
-    softmax,
 )
 from fashion_edge.export.embedding import cached
 from fashion_edge.export.formats import (
@@ -47,6 +46,7 @@ from fashion_edge.export.gate import (
     runtime_outputs,
 )
 from fashion_edge.export.report import write_report
+from fashion_edge.runtime.classifier import softmax
 from fashion_edge.runtime.metadata import MetadataError, ModelMetadata, load_json, save_json
 from fashion_edge.training.data import load_split, read_splits
 

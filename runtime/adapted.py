@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from fashion_edge.runtime.adapter_head import base_term, features, head_logits, softmax
+from fashion_edge.runtime.adapter_head import base_term, features, head_logits
 from fashion_edge.runtime.adapter_record import Adapter, AdapterError, model_fingerprint
-from fashion_edge.runtime.classifier import Classifier, Prediction
+from fashion_edge.runtime.classifier import Classifier, Prediction, softmax
 from fashion_edge.runtime.metadata import MetadataError
 
 MAX_CONFIDENCE = 1 - 1e-6  # adapted confidences stay below 1, so a threshold of 1 reviews everything
@@ -23,7 +23,7 @@ def require_embedding(clf: Classifier) -> None:
 def adapter_probs(ad: Adapter, logits: np.ndarray, emb: np.ndarray, clf: Classifier) -> np.ndarray:
     """Adapted probabilities (N, len(ad.classes)) from the model's logits and embeddings."""
     base = base_term(logits, clf.meta.temperature, clf.meta.outputs)
-    probs = softmax(head_logits(ad.head, base, features(emb)))
+    probs = softmax(head_logits(ad.head, base, features(emb)), dtype=np.float64)
     return np.minimum(probs, MAX_CONFIDENCE).astype(np.float32)
 
 

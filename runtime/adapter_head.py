@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from fashion_edge.runtime.classifier import softmax
+
 DEFAULT_L2 = 1e-3  # chosen by cross-validation on real-dev learn/ only (benchmarks/ADAPTER.md)
 
 
@@ -51,12 +53,6 @@ def head_logits(head: Head, base: np.ndarray, feats: np.ndarray) -> np.ndarray:
     z = feats @ head.W + head.b
     z[:, : head.n_known] += head.alpha * base
     return z
-
-
-def softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def balanced_weights(y: np.ndarray, total: float = 1.0) -> np.ndarray:
@@ -179,7 +175,7 @@ def out_of_fold(
         h = None
         for g in sorted(l2s, reverse=True):
             h = fit_head(base[train], feats[train], y[train], n_classes, g, anchors, init=h)
-            out[g][0].append(softmax(head_logits(h, base[test], feats[test])))
+            out[g][0].append(softmax(head_logits(h, base[test], feats[test]), dtype=np.float64))
             out[g][1].append(test)
     return {
         g: (np.concatenate(p), np.concatenate(i)) if p else (np.zeros((0, n_classes)), np.zeros(0, int))

@@ -62,9 +62,13 @@ def default_model_path() -> Path:
     return Path(env) if env else DEFAULT_MODEL
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = logits.astype(np.float32) / np.float32(temperature if temperature > 0 else 1.0)
-    z -= z.max(axis=1, keepdims=True)
+def softmax(logits: np.ndarray, temperature: float = 1.0, dtype: type = np.float32) -> np.ndarray:
+    """softmax(logits / temperature) over the last axis of an (N, K) array: the one implementation
+    (runtime, export calibration, adapter fits). Float32 as the runtime computes it; fits pass
+    ``dtype=np.float64``. A temperature that is not a positive number counts as 1."""
+    t = float(temperature) if temperature > 0 else 1.0
+    z = np.asarray(logits, dtype) / dtype(t)
+    z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
 

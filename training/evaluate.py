@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fashion_edge.runtime.classifier import softmax
 from fashion_edge.runtime.metadata import ModelMetadata, load_json, save_json
 from fashion_edge.training import data as D
 from fashion_edge.training.report import (
@@ -15,7 +16,6 @@ from fashion_edge.training.report import (
     plot_curves,
     plot_feature_maps,
     plot_most_wrong,
-    softmax,
     write_report,
 )
 from fashion_edge.training.splits import read_split_pairs

@@ -9,8 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from fashion_edge.runtime.classifier import softmax  # noqa: F401  (re-exported for training code)
-
 
 def classification_metrics(y_true: np.ndarray, logits: np.ndarray, classes: list[str]) -> dict[str, Any]:
     """Top-1, macro-F1 and per-class precision/recall/F1/support."""

@@ -20,10 +20,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from fashion_edge.runtime.classifier import softmax  # noqa: E402
 from fashion_edge.training import data as D  # noqa: E402
 from fashion_edge.training.models import build_cnn, build_mlp  # noqa: E402
 from fashion_edge.training.recipes import fmnist  # noqa: E402
-from fashion_edge.training.report import classification_metrics, softmax  # noqa: E402
+from fashion_edge.training.report import classification_metrics  # noqa: E402
 from fashion_edge.training.splits import stratified_split  # noqa: E402
 
 
