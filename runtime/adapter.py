@@ -35,7 +35,6 @@ from fashion_edge.runtime.adapter_head import (
     fit_head,
     out_of_fold,
     stratified_folds,
-    wilson_lower,
 )
 from fashion_edge.runtime.adapter_record import (
     FORMAT,
@@ -47,6 +46,7 @@ from fashion_edge.runtime.adapter_record import (
 )
 from fashion_edge.runtime.classifier import Classifier, NoEmbeddingError
 from fashion_edge.runtime.preprocess import ImageError
+from fashion_edge.runtime.review import wilson_lower
 
 MAX_CATALOGUE_DROP = 2.0  # points: the safety gate
 REVIEW_TARGET = 0.97  # held-out precision (90 % lower bound) the adapted review threshold must reach

@@ -17,6 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from fashion_edge.runtime.classifier import softmax
+from fashion_edge.runtime.review import choose_threshold
 
 DEFAULT_L2 = 1e-3  # chosen by cross-validation on real-dev learn/ only (benchmarks/ADAPTER.md)
 
@@ -183,41 +184,30 @@ def out_of_fold(
     }
 
 
-def wilson_lower(right: np.ndarray, n: np.ndarray, z: float = 1.2816) -> np.ndarray:
-    """One-sided lower confidence bound (90 % for z = 1.2816) of a proportion right / n."""
-    p = right / n
-    centre = p + z * z / (2 * n)
-    margin = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - margin) / (1 + z * z / n)
-
-
 def calibrate_threshold(
     conf: np.ndarray, right: np.ndarray, reviewable: np.ndarray, target: float, min_n: int, fallback: float
 ) -> tuple[float, str]:
-    """Lowest confidence whose held-out items at/above it are >= ``target`` right, with 90 %
-    confidence (Wilson lower bound), so a handful of lucky items cannot open the gate.
+    """The adapter's review threshold from held-out items (``review.choose_threshold``: lowest
+    confidence whose items at/above it are >= ``target`` right with 90 % confidence), with a note.
 
     ``reviewable`` marks items the review rule sends to review whatever their confidence (e.g. the
     unknown class); they are left out. With fewer than ``min_n`` held-out items the fallback is kept.
     """
-    keep = ~reviewable
-    c, r = conf[keep], right[keep]
-    if len(c) < min_n:
+    keep = ~np.asarray(reviewable, bool)
+    if int(keep.sum()) < min_n:
         return (
             fallback,
-            f"{len(c)} held-out items (< {min_n}): kept the conservative threshold {fallback:.3g}",
+            f"{int(keep.sum())} held-out items (< {min_n}): kept the conservative threshold {fallback:.3g}",
         )
-    order = np.argsort(-c, kind="stable")
-    c, r = c[order], r[order].astype(np.float64)
-    n = np.arange(1, len(r) + 1)
-    prec = np.cumsum(r) / n
-    ok = np.flatnonzero(wilson_lower(np.cumsum(r), n) >= target)
-    if len(ok) == 0:
-        return max(fallback, min(1.0, float(c[0]) + 1e-6)), (
-            f"no confidence level is >= {target:.0%} right with 90 % confidence on {len(c)} held-out items: "
-            "conservative threshold kept"
+    choice = choose_threshold(
+        np.asarray(conf)[keep], np.asarray(right)[keep], np.ones(int(keep.sum()), bool), target
+    )
+    if choice.threshold is None:
+        top = float(np.max(np.asarray(conf)[keep]))
+        return max(fallback, min(1.0, top + 1e-6)), (
+            f"no confidence level is >= {target:.0%} right with 90 % confidence on {choice.total} held-out "
+            "items: conservative threshold kept"
         )
-    # the lowest threshold whose items above it (all at that confidence or more) meet the target
-    last = ok[-1]
-    thr = float(c[last])
-    return thr, f"{prec[last]:.1%} of {last + 1} held-out items at/above {thr:.3g} were right"
+    return choice.threshold, (
+        f"{choice.precision:.1%} of {choice.count} held-out items at/above {choice.threshold:.3g} were right"
+    )

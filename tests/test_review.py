@@ -60,3 +60,22 @@ def test_calibration_ignores_unknown_predictions_when_choosing_and_scoring():
     assert cov == pytest.approx(np.mean(y != 2)) and acc == 1.0
     thr = choose_review_threshold(probs, y, precision=0.95, unknown_index=2)
     assert thr.coverage == pytest.approx(np.mean(y != 2)) and thr.threshold == pytest.approx(0.99)
+
+
+def test_choose_threshold_never_cuts_inside_a_run_of_equal_confidences():
+    import numpy as np
+
+    from fashion_edge.runtime.review import choose_threshold
+
+    # 60 right at 0.99, then 20 tied at 0.9 of which 10 are wrong: a cut inside the tie would
+    # claim more than a threshold of 0.9 delivers (it accepts all 20)
+    conf = np.array([0.99] * 60 + [0.9] * 20)
+    right = np.array([True] * 60 + [True] * 10 + [False] * 10)
+    choice = choose_threshold(conf, right, np.ones(80, bool), 0.9)
+    assert choice.threshold == 0.99 and choice.count == 60 and choice.coverage == 0.75
+    # the unknown class (not acceptable) ranks below every cut, but counts in the coverage
+    acceptable = np.array([True] * 70 + [False] * 10)
+    choice = choose_threshold(conf, right, acceptable, 0.9)
+    assert choice.threshold == 0.9 and choice.count == 70 and choice.total == 80
+    none = choose_threshold(conf, np.zeros(80, bool), np.ones(80, bool), 0.9)
+    assert none.threshold is None and none.precision_lower < 0.9
