@@ -48,7 +48,7 @@ def model_row(
 
 
 def name_rows(rows: list[dict[str, Any]]) -> None:
-    """ "ONNX int8"-style names; variants (int8 I/O, extra files) get a qualifier in the precision."""
+    """ "ONNX int8"-style names; variants (uint8 I/O, extra files) get a qualifier in the precision."""
     from fashion_edge.export.formats import by_filename
 
     for r in rows:

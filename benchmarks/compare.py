@@ -48,7 +48,7 @@ def compare_table(entries: list[dict[str, Any]]) -> str:
     rows = []
     for e in entries:
         for r in e["rows"]:
-            if r["precision"] not in ("int8", "float32") or "int8io" in r["file"]:
+            if r["precision"] not in ("int8", "float32") or "int8io" in r["file"]:  # also model_int8_uint8io
                 continue
             real = (e["real"] or {}).get(r["file"])
             rows.append([

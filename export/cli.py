@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--int8", action="store_true", help="also write full-integer int8 files (PTQ, or QAT with --qat)"
     )
     p.add_argument("--int8-io", action="store_true",
-                   help="also write model_int8_int8io.tflite with int8 input/output (microcontrollers); "
-                   "the default int8 file keeps float32 I/O so it is a drop-in for the runtime and app")  # fmt: skip
+                   help="also write model_int8_uint8io.tflite with uint8 input/output (raw pixels in; microcontrollers, "
+                   "MediaPipe); the default int8 file keeps float32 I/O so it is a drop-in for the runtime and app")  # fmt: skip
     p.add_argument(
         "--qat", action="store_true", help="quantization-aware fine-tuning before the TFLite int8 export"
     )
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from fashion_edge.export.pipeline import ExportError, ExportOptions, export_run, verify_folder
 
     if args.int8_io and not args.int8:
-        args.int8 = True  # int8 I/O files are int8 files
+        args.int8 = True  # integer-I/O files are int8 files
     command = "fashion-export " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         if args.verify:

@@ -44,8 +44,8 @@ FORMATS: tuple[ExportFormat, ...] = (
     ExportFormat("tflite-float16", "tflite", "float16", "model_float16.tflite", "fashion_edge.export.tflite_export:write_float16",
                  needs="float16"),
     ExportFormat("tflite-int8", "tflite", "int8", "model_int8.tflite", "fashion_edge.export.tflite_export:write_int8", needs="int8"),
-    ExportFormat("tflite-int8-io", "tflite", "int8", "model_int8_int8io.tflite", "fashion_edge.export.tflite_export:write_int8_io",
-                 io="int8", needs="int8_io"),
+    ExportFormat("tflite-int8-io", "tflite", "int8", "model_int8_uint8io.tflite", "fashion_edge.export.tflite_export:write_int8_io",
+                 io="uint8", needs="int8_io"),
     ExportFormat("onnx-float32", "onnx", "float32", "model_float32.onnx", "fashion_edge.export.onnx_export:write_float32"),
     ExportFormat("onnx-int8", "onnx", "int8", "model_int8.onnx", "fashion_edge.export.onnx_export:write_int8", needs="int8"),
 )  # fmt: skip

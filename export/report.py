@@ -101,7 +101,8 @@ def render_markdown(rep: dict[str, Any]) -> str:
         f"- Calibration: {rep['quantization']['calibration_images']} stratified training images, "
         "preprocessed exactly as in training (same decode, fit and cache).",
         "- int8 TFLite I/O: float32 by default (drop-in for the runtime and app; the model quantizes its own "
-        "input); `--int8-io` adds model_int8_int8io.tflite with int8 input/output for microcontrollers.",
+        "input); `--int8-io` adds model_int8_uint8io.tflite with uint8 input/output (raw pixels in) for "
+        "microcontrollers.",
     ]
     for r in rep["files"]:
         if r["notes"]:

@@ -1,10 +1,12 @@
-"""TFLite writers: float32, float16 and full-integer int8 (float or int8 I/O).
+"""TFLite writers: float32, float16 and full-integer int8 (float or uint8 I/O).
 
 int8 is post-training full-integer quantization (int8 weights and activations, builtin int8 ops
 only) calibrated on the representative set, or the quantization-aware model under ``--qat``.
 Default I/O is float32: a drop-in file for the runtime and app, the quantize/dequantize ops cost
-almost nothing. ``--int8-io`` adds a file with int8 input/output for microcontroller-style
-deployment; its input scale/zero-point go into the metadata (``input_quant``).
+almost nothing. ``--int8-io`` adds a file with uint8 input/output for microcontroller-style
+deployment: the input is the raw pixels (scale 1, zero point 0, which TFLite Micro and MediaPipe
+both accept; MediaPipe refuses int8 inputs); its input scale/zero-point go into the metadata
+(``input_quant``).
 """
 
 from __future__ import annotations
@@ -72,9 +74,9 @@ def _convert_int8(model: Any, calib: np.ndarray, int8_io: bool) -> bytes:
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     conv.representative_dataset = _representative(calib)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    if int8_io:
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
+    if int8_io:  # the int8 graph with quantize ops at both ends (uint8 in -> int8, int8 -> uint8 out)
+        conv.inference_input_type = tf.uint8
+        conv.inference_output_type = tf.uint8
     with (
         warnings.catch_warnings()
     ):  # "Statistics for quantized inputs were expected": calibration provides them

@@ -87,8 +87,9 @@ def metadata_buffer(
     """The ``M001`` flatbuffer for a model whose outputs are ``output_names`` (in subgraph order).
 
     Normalization options are written for a float32 input only: MediaPipe then feeds 0–255 as is.
-    An int8 input (``--int8-io``) gets none (MediaPipe reads only uint8 or float32 image inputs);
-    its description gives the quantization ``q = x / scale + zero_point``.
+    A quantized input (uint8 from ``--int8-io``; int8 in files exported before) gets none: MediaPipe
+    feeds a uint8 image input the pixels as they are (and refuses int8 inputs); the description
+    gives the quantization ``q = x / scale + zero_point``.
     """
     w = _Writer()
     h, wd = meta.height, meta.width

@@ -4,8 +4,9 @@ A file may have more than one output (e.g. ``logits`` and ``embedding``, the poo
 ``run`` returns the logits output, ``run_outputs`` any named outputs from one inference.
 
 ``OnnxBackend`` runs ``.onnx`` files in ONNX Runtime, ``LiteRTBackend`` runs ``.tflite`` files in the
-LiteRT interpreter (``ai-edge-litert``, no TensorFlow). int8-I/O files are quantized on the way
-in and dequantized on the way out with the scales stored in the file's own tensors.
+LiteRT interpreter (``ai-edge-litert``, no TensorFlow). Integer-I/O files (uint8, or int8 from older
+exports) are quantized on the way in and dequantized on the way out with the scales stored in the
+file's own tensors.
 Both read the file through ``safe_file`` (regular files only, at most ``MAX_MODEL_BYTES``) and
 hand the bytes to the runtime, which never opens the path itself.
 """
@@ -207,7 +208,7 @@ class LiteRTBackend:
         """The named outputs (float32, N x -1, dequantized) of one inference over batch ``x``."""
         if self.input_dtype == np.float32:
             feed = np.ascontiguousarray(x, dtype=np.float32)
-        elif x.dtype == self.input_dtype:
+        elif x.dtype == self.input_dtype and tuple(self.in_quant) == (1.0, 0):  # q = x: raw uint8 pixels
             feed = np.ascontiguousarray(x)
         else:
             scale, zero = self.in_quant

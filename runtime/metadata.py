@@ -38,7 +38,7 @@ class ModelMetadata:
     color_order: str = "RGB"  # channel order of the input tensor
     layout: str = "NHWC"
     # Input tensor holds float32 pixel values in [0, 255]; the model normalises inside itself
-    # (a Rescaling layer: x / 127.5 - 1). int8-I/O files also carry input_quant below.
+    # (a Rescaling layer: x / 127.5 - 1). Integer-I/O files also carry input_quant below.
     input_range: tuple[float, float] = (0.0, 255.0)
     normalization: str = "inside-model: x/127.5-1"
     fit: str = "pad"  # pad: keep aspect, pad with pad_value | crop: centre crop | stretch
@@ -53,7 +53,7 @@ class ModelMetadata:
     format: str = ""  # keras | onnx | tflite
     precision: str = "float32"  # float32 | float16 | int8
     outputs: str = "logits"  # logits | probabilities (what the model's output tensor holds)
-    input_quant: dict[str, float] | None = None  # {"scale": s, "zero_point": z} for int8 I/O
+    input_quant: dict[str, float] | None = None  # {"scale": s, "zero_point": z}: uint8 (or older int8) I/O
     # A second output: the pooled features fed to the final Dense layer (runtime.adapter learns on them).
     logits_output: str | None = None  # name of the logits output when the file has several outputs
     embedding_output: str | None = None  # name of the embedding output (None: old export, no embedding)

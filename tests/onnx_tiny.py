@@ -21,14 +21,15 @@ import numpy as np
 
 from fashion_edge.runtime.metadata import ONNX_KEY, ModelMetadata, tflite_with_metadata
 
-VERSION = 2  # bump when the generated models change
+VERSION = 3  # bump when the generated models change
 DEFAULT_CLASSES = ("Tshirts", "Watches", "Casual Shoes")
-NAMES = ("onnx_float32", "onnx_int8", "tflite_float32", "tflite_int8")
+NAMES = ("onnx_float32", "onnx_int8", "tflite_float32", "tflite_int8", "tflite_uint8")
 FILES = {
     "onnx_float32": "model_float32.onnx",
     "onnx_int8": "model_int8.onnx",
     "tflite_float32": "model_float32.tflite",
-    "tflite_int8": "model_int8.tflite",
+    "tflite_int8": "model_int8.tflite",  # int8 I/O, as --int8-io wrote before issue 24
+    "tflite_uint8": "model_int8_uint8io.tflite",  # uint8 I/O (raw pixels), as --int8-io writes now
 }
 
 
@@ -179,18 +180,18 @@ def _tflite(paths: dict[str, Path], classes: tuple[str, ...], h: int, w: int) ->
     meta = tiny_metadata(classes, h, w, "tflite", "float32")
     paths["tflite_float32"].write_bytes(tflite_with_metadata(conv.convert(), meta))
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[None]] for x in calib)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    flat = conv.convert()
-    scale, zero = Interpreter(model_content=flat).get_input_details()[0]["quantization"]
-    meta = tiny_metadata(classes, h, w, "tflite", "int8").replace(
-        input_quant={"scale": float(scale), "zero_point": int(zero)}
-    )
-    paths["tflite_int8"].write_bytes(tflite_with_metadata(flat, meta))
+    for name, io in (("tflite_int8", tf.int8), ("tflite_uint8", tf.uint8)):
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([x[None]] for x in calib)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = io
+        flat = conv.convert()
+        scale, zero = Interpreter(model_content=flat).get_input_details()[0]["quantization"]
+        meta = tiny_metadata(classes, h, w, "tflite", "int8").replace(
+            input_quant={"scale": float(scale), "zero_point": int(zero)}
+        )
+        paths[name].write_bytes(tflite_with_metadata(flat, meta))
 
 
 # --- entry point ------------------------------------------------------------------------------
@@ -208,10 +209,10 @@ def make_tiny_models(
     w: int = 60,
     tflite: bool = True,
 ) -> dict[str, Path]:
-    """Write (or reuse) tiny models; returns {"onnx_float32"|"onnx_int8"|"tflite_float32"|"tflite_int8": path}.
+    """Write (or reuse) tiny models; returns {"onnx_float32"|"onnx_int8"|"tflite_float32"|"tflite_int8"|"tflite_uint8": path}.
 
     ``dirpath`` defaults to ``.cache/tiny_models/<key>`` in the repository. ``tflite=False`` skips
-    the two TFLite files (and the TensorFlow import). A ``.complete`` stamp marks a finished set.
+    the TFLite files (and the TensorFlow import). A ``.complete`` stamp marks a finished set.
     """
     classes = tuple(classes)
     key = cache_key(classes, h, w, tflite)

@@ -262,9 +262,8 @@ def test_export_writes_every_format_self_describing(tiny_export) -> None:
         assert m.temperature == pytest.approx(report["calibration"]["temperature"])
         assert 0 < m.review_threshold <= 1 and m.source_run == "tiny" and m.recipe == "tiny"
         assert 0 <= m.metrics["test_top1"] <= 1 and "test_agreement_with_float" in m.metrics
-        assert (m.input_quant is not None) == (fmt.io == "int8")
-    iq = read_metadata(out / "model_int8_int8io.tflite").input_quant
-    assert iq["scale"] > 0 and -128 <= iq["zero_point"] <= 127
+        assert (m.input_quant is not None) == (fmt.io == "uint8")
+    assert read_metadata(out / "model_int8_uint8io.tflite").input_quant == {"scale": 1.0, "zero_point": 0}
     assert report["gate"]["passed"] and report["quantization"]["method"] == "PTQ"
     md = (out / "export_report.md").read_text()
     assert "| model_int8.onnx |" in md

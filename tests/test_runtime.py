@@ -24,7 +24,7 @@ def tiny_models() -> dict[str, Path]:
     return make_tiny_models()
 
 
-@pytest.fixture(params=["onnx_float32", "onnx_int8", "tflite_float32", "tflite_int8"])
+@pytest.fixture(params=["onnx_float32", "onnx_int8", "tflite_float32", "tflite_int8", "tflite_uint8"])
 def model_path(request, tiny_models) -> Path:
     return tiny_models[request.param]
 
@@ -63,6 +63,19 @@ def test_int8_agrees_with_float(tiny_models):
         pq = load(tiny_models[f"{fmt}_int8"]).probabilities(x)
         assert (pf.argmax(1) == pq.argmax(1)).mean() >= 0.95
         assert np.abs(pf - pq).max() < 0.1
+
+
+def test_uint8_io_file_takes_raw_pixels_and_agrees_with_float(tiny_models):
+    """The --int8-io file (uint8 in: q = x, uint8 out) gives the float file's top-1 through runtime.load."""
+    rng = np.random.default_rng(2)
+    x = np.stack([colour_image(int(rng.integers(3)), strength=int(rng.integers(40, 255))) for _ in range(40)])
+    q = load(tiny_models["tflite_uint8"])
+    assert q.backend.input_dtype == np.uint8 and tuple(q.backend.in_quant) == (1.0, 0)
+    assert q.backend.output_dtype == np.uint8 and q.meta.input_quant == {"scale": 1.0, "zero_point": 0}
+    pf, pq = load(tiny_models["tflite_float32"]).probabilities(x), q.probabilities(x)
+    assert (pf.argmax(1) == pq.argmax(1)).all()
+    assert np.abs(pf - pq).max() < 0.1
+    assert np.array_equal(q.probabilities(x.astype(np.float32)), pq)  # float pixels: quantized to the same
 
 
 def test_probabilities_are_calibrated_softmax(model_path):

@@ -105,12 +105,13 @@ def tiny_flatbuffers() -> dict[str, bytes]:
     model = keras.Model(inp, {"logits": logits, "embedding": emb})
     calib = np.random.default_rng(0).integers(0, 256, (16, 8, 6, 3)).astype(np.float32)
     out = {"float": tf.lite.TFLiteConverter.from_keras_model(model).convert()}
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = lambda: ([x[None]] for x in calib)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = conv.inference_output_type = tf.int8
-    out["int8io"] = conv.convert()
+    for name, io in (("int8io", tf.int8), ("uint8io", tf.uint8)):  # before / since issue 24
+        conv = tf.lite.TFLiteConverter.from_keras_model(model)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([x[None]] for x in calib)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = conv.inference_output_type = io
+        out[name] = conv.convert()
     return out
 
 
@@ -181,6 +182,19 @@ def test_int8_input_gets_no_normalization_but_its_quantization_in_words(
     s = summary(path)
     assert s["norm"] == [] and "int8 RGB, q = x / 1.0 + -128" in s["input_description"]
     assert read_tflite_metadata(path).input_quant == {"scale": 1.0, "zero_point": -128}
+
+
+def test_uint8_input_gets_no_normalization_and_raw_pixels_in_words(
+    tiny_flatbuffers: dict[str, bytes], tmp_path: Path
+) -> None:
+    from fashion_edge.export.tflite_metadata import with_standard_metadata
+
+    meta = _meta(precision="int8", input_quant={"scale": 1.0, "zero_point": 0})
+    path = tmp_path / "m.tflite"
+    path.write_bytes(with_standard_metadata(tiny_flatbuffers["uint8io"], meta))
+    s = summary(path)
+    assert s["norm"] == [] and "uint8 RGB, q = x / 1.0 + 0 for pixel values" in s["input_description"]
+    assert read_tflite_metadata(path).input_quant == {"scale": 1.0, "zero_point": 0}
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: f"{p.parent.name}/{p.name}")

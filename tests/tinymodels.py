@@ -89,7 +89,7 @@ def make_tiny_run(tmp_dir: str | Path, catalogue_root: str | Path) -> Path:
 
 
 def make_tiny_export(tmp_dir: str | Path, catalogue_root: str | Path, run: Path | None = None) -> Path:
-    """Export the tiny run (all formats: float32/float16/int8/int8-I/O TFLite, float32/int8 ONNX)."""
+    """Export the tiny run (all formats: float32/float16/int8/uint8-I/O TFLite, float32/int8 ONNX)."""
     from fashion_edge.export.pipeline import ExportOptions, export_run
 
     run = run or make_tiny_run(tmp_dir, catalogue_root)
