@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from fashion_edge.runtime.classifier import softmax
-from fashion_edge.runtime.review import auto_accepted
+from fashion_edge.runtime.review import auto_accepted, choose_threshold
 from fashion_edge.training.data import DataError, load_split
 
 TEMPERATURE_BOUNDS = (0.25, 10.0)  # beyond these the validation set is too small/too easy to say
-CONFIDENCE_Z = 1.2816  # one-sided 90 % normal quantile for the Wilson lower bound
 
 
 class CalibrationError(ValueError):
@@ -76,15 +75,6 @@ class ReviewThreshold:
     precision_lower: float  # its Wilson lower bound (90 % one-sided)
 
 
-def wilson_lower(correct: np.ndarray, n: np.ndarray, z: float = CONFIDENCE_Z) -> np.ndarray:
-    """Wilson score lower bound of a proportion correct/n (vectorised)."""
-    n = np.asarray(n, np.float64)
-    p = np.asarray(correct, np.float64) / n
-    centre = p + z * z / (2 * n)
-    margin = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return (centre - margin) / (1 + z * z / n)
-
-
 def accuracy_above(
     probs: np.ndarray, y: np.ndarray, threshold: float, unknown_index: int | None = None
 ) -> tuple[float, float]:
@@ -100,7 +90,8 @@ def accuracy_above(
 def choose_review_threshold(
     probs: np.ndarray, y: np.ndarray, precision: float = 0.98, unknown_index: int | None = None
 ) -> ReviewThreshold:
-    """Lowest confidence t whose precision above it reaches ``precision`` with 90 % confidence.
+    """Lowest confidence t whose precision above it reaches ``precision`` with 90 % confidence
+    (``runtime.review.choose_threshold``, the chooser the adapter uses too).
 
     Items the review rule never accepts (predicted ``unknown_index``, NaN) rank below every cut.
 
@@ -109,21 +100,12 @@ def choose_review_threshold(
     """
     if len(y) == 0:
         raise CalibrationError("the validation split is empty: cannot choose a review threshold")
-    conf, correct = probs.max(axis=1), probs.argmax(axis=1) == y
-    conf = np.where(auto_accepted(probs, -np.inf, unknown_index), conf, -np.inf)  # never above a cut
-    order = np.argsort(-conf, kind="stable")
-    conf_sorted, correct_sorted = conf[order], correct[order]
-    hits, n = np.cumsum(correct_sorted), np.arange(1, len(y) + 1)
-    running, lower = hits / n, wilson_lower(hits, n)
-    # a cut is only valid after the last of a run of equal confidences
-    last_of_tie = np.append(conf_sorted[1:] != conf_sorted[:-1], True)
-    ok = np.flatnonzero((lower >= precision) & last_of_tie & np.isfinite(conf_sorted))
-    if len(ok) == 0:
-        best = int(np.argmax(np.where(last_of_tie, lower, -1)))
+    acceptable = auto_accepted(probs, -np.inf, unknown_index)
+    choice = choose_threshold(probs.max(axis=1), probs.argmax(axis=1) == y, acceptable, precision)
+    if choice.threshold is None:
         raise CalibrationError(
             f"no review threshold reaches {precision:.1%} precision on the validation split with 90% confidence "
-            f"(best {lower[best]:.1%}, above confidence {conf_sorted[best]:.3f} over {best + 1} of {len(y)} items); "
-            "lower the target with --review-precision"
+            f"(best {choice.precision_lower:.1%}, above confidence {choice.best_confidence:.3f} over "
+            f"{choice.count} of {choice.total} items); lower the target with --review-precision"
         )
-    k = int(ok[-1])
-    return ReviewThreshold(float(conf_sorted[k]), float(running[k]), (k + 1) / len(y), float(lower[k]))
+    return ReviewThreshold(choice.threshold, choice.precision, choice.coverage, choice.precision_lower)

@@ -61,7 +61,9 @@ def test_with_a_new_class_the_plain_models_sure_answers_need_evidence(clf):
     assert ad.new_classes == ["Hats"]
     assert fallback_open(ad) == frozenset()  # 6 examples per class prove nothing at 97 %
     # hats the site did not show (more green than its examples): the learner half knows them
-    unseen = [(orange(i, 155, 45), "Hats") for i in range(40, 80)] + [(red(i), "Tshirts") for i in range(40, 80)]
+    unseen = [(orange(i, 155, 45), "Hats") for i in range(40, 80)] + [
+        (red(i), "Tshirts") for i in range(40, 80)
+    ]
 
     precision, n_auto = auto_precision(adapted(clf, ad), unseen)
 

@@ -18,14 +18,14 @@ from fashion_edge.export.calibration import (
     accuracy_above,
     choose_review_threshold,
     fit_temperature,
-    softmax,
     stratified_indices,
-    wilson_lower,
 )
 from fashion_edge.export.cli import main
 from fashion_edge.export.formats import FORMATS, by_filename, present, select_formats
 from fashion_edge.export.gate import FileResult, Scores, apply_gate
+from fashion_edge.runtime.classifier import softmax
 from fashion_edge.runtime.metadata import ModelMetadata, read_metadata, tflite_with_metadata
+from fashion_edge.runtime.review import wilson_lower
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "models" / "articletype8"
