@@ -212,6 +212,18 @@ def file_identity(st: os.stat_result) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
+def identity_of(path: str | Path) -> tuple[int, int] | None:
+    """A file's identity now (``file_identity``), of the link itself for a dangling symlink; None
+    if it is gone. ``fashion-label`` and the app's corrections record the same value."""
+    try:
+        return file_identity(os.stat(path))
+    except OSError:
+        try:
+            return file_identity(os.lstat(path))
+        except OSError:
+            return None
+
+
 def is_trusted(
     rec: LabelRecord, model_id: str, classes: Sequence[str], identity: tuple[int, int] | None = None
 ) -> bool:

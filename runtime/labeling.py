@@ -36,7 +36,7 @@ from fashion_edge.runtime.journal import (
     LabelingError,
     LabelRecord,
     append_records,
-    file_identity,
+    identity_of,
     is_jsonl,
     is_trusted,
     path_key,
@@ -348,7 +348,7 @@ def run_labeling(
     images = listing.images
     keys = [path_key(p, root) for p in images]
     by_key = dict(zip(keys, images, strict=True))
-    idents = {k: _identity(p) for k, p in by_key.items()}
+    idents = {k: identity_of(p) for k, p in by_key.items()}
 
     with JournalLock(out):
         found = scan(out, keep=by_key, slim=True)
@@ -422,14 +422,3 @@ def run_labeling(
         already_sorted=len(placed) - made,
         unreadable=tuple(listing.unreadable),
     )
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    """A file's (size, mtime_ns), of the link itself for a dangling symlink; None if it is gone."""
-    try:
-        return file_identity(os.stat(path))
-    except OSError:
-        try:
-            return file_identity(os.lstat(path))
-        except OSError:
-            return None

@@ -17,7 +17,6 @@ so predicting again needs no decoding or inference.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from fashion_edge.desktop_app.models.label_table import (
     row_from_record,
 )
 from fashion_edge.desktop_app.workers.jobs import FunctionJob, LabelingJob, PeopleFirst
-from fashion_edge.runtime.journal import file_identity, serialise, write_atomically
+from fashion_edge.runtime.journal import identity_of, serialise, write_atomically
 from fashion_edge.runtime.labeling import (
     JOURNAL_NAME,
     LabelingError,
@@ -123,14 +122,6 @@ def record_of(row: ItemRow, identity: tuple[int, int] | None = None) -> LabelRec
         size=size,
         mtime_ns=mtime_ns,
     )
-
-
-def identity_of(path: Path) -> tuple[int, int] | None:
-    """The file's identity now (``journal.file_identity``), or None when it cannot be read."""
-    try:
-        return file_identity(os.stat(path))
-    except OSError:
-        return None
 
 
 class FolderSession(QObject):
