@@ -91,10 +91,7 @@ def run_stream(
     for b, start in enumerate(range(0, len(order), batch)):
         idx = order[start : start + batch]
         z, e = z_all[idx], e_all[idx]
-        if learner is clf:
-            preds = clf.predictions(clf.calibrated(z), top_k=1)
-        else:
-            preds = learner.decide(z, e, top_k=1)  # type: ignore[attr-defined]
+        preds = learner.decide(z, e, top_k=1)
         guess = np.array([p.label for p in preds])
         review = np.array([p.needs_review for p in preds])
         spot = ~review & (rng.random(len(idx)) < spot_check)

@@ -131,6 +131,17 @@ class Classifier:
             out = np.log(np.clip(out, 1e-12, 1.0))
         return softmax(out, self.meta.temperature)
 
+    def decide(
+        self,
+        z: np.ndarray,
+        e: np.ndarray | None = None,
+        top_k: int = 3,
+        review_threshold: float | None = None,
+    ) -> list[Prediction]:
+        """Predictions from the model's own outputs: logits ``z`` (the embedding ``e`` is for the
+        adapted classifier, which overrides this), the review rule applied."""
+        return self.predictions(self.calibrated(z), top_k, review_threshold)
+
     def predict_prepared(
         self, x: np.ndarray, top_k: int = 3, review_threshold: float | None = None
     ) -> list[Prediction]:

@@ -12,7 +12,6 @@ in this session is decoded and run as before. Qt-free.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -20,28 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from fashion_edge.runtime.journal import identity_of
+
 Stamp = tuple[int, int]  # (size, mtime_ns)
 Engine = Callable[[Sequence[Any], threading.Event], Iterator[list[Any]]]
 
 
-def _stamp(path: str) -> Stamp | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_size, st.st_mtime_ns
-
-
 def _digest(x: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(x).tobytes(), digest_size=16).digest()
-
-
-def decide(clf: Any, z: np.ndarray, e: np.ndarray, top_k: int, review_below: float | None) -> list[Any]:
-    """``clf``'s predictions from the plain model's logits ``z`` and embeddings ``e`` (what
-    ``clf.predict_prepared`` returns for the images they came from)."""
-    if hasattr(clf, "decide"):  # runtime.adapted.AdaptedClassifier
-        return clf.decide(z, e, top_k, review_below)
-    return clf.predictions(clf.calibrated(z), top_k, review_below)
 
 
 def plain_model(clf: Any) -> Any:
@@ -87,7 +72,7 @@ class FolderFeatures:
         with self._lock:
             for d, zi, ei in zip(digests, z, e, strict=True):
                 for path in self._waiting.pop(d, ()):
-                    stamp = _stamp(path)
+                    stamp = identity_of(path)
                     if stamp is not None:
                         self._items[path] = (stamp, np.array(zi), np.array(ei))
 
@@ -95,7 +80,7 @@ class FolderFeatures:
         """The outputs kept for ``path`` if the file is unchanged since."""
         with self._lock:
             hit = self._items.get(path)
-        if hit is None or _stamp(path) != hit[0]:
+        if hit is None or identity_of(path) != hit[0]:
             return None
         return hit[1], hit[2]
 
@@ -124,7 +109,7 @@ class FolderFeatures:
                         zs.append(got[0])
                         es.append(got[1])
                 if keys:
-                    preds = decide(clf, np.stack(zs), np.stack(es), 3, review_below)
+                    preds = clf.decide(np.stack(zs), np.stack(es), 3, review_below)
                     yield [
                         LabelRecord(k, p.label, p.confidence, p.top_k, p.needs_review, model=model_id)
                         for k, p in zip(keys, preds, strict=True)
@@ -164,4 +149,4 @@ class RecordingClassifier:
     ) -> list[Any]:
         z, e = self._plain.logits_and_embedding(x)
         self._features.record(x, z, e)
-        return decide(self._clf, z, e, top_k, review_threshold)
+        return self._clf.decide(z, e, top_k, review_threshold)
