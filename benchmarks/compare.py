@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fashion_edge.benchmarks.table import fmt, md_table, size_text
+from fashion_edge.export.formats import by_filename
 
 REF_FILE = "model_int8.onnx"  # the latency reference file of the first --compare folder
 REAL_FILES = ("model_int8.onnx", "model_int8.tflite")  # the int8 files the real-photo columns are measured on
@@ -48,8 +49,9 @@ def compare_table(entries: list[dict[str, Any]]) -> str:
     rows = []
     for e in entries:
         for r in e["rows"]:
-            if r["precision"] not in ("int8", "float32") or "int8io" in r["file"]:  # also model_int8_uint8io
-                continue
+            fmt_row = by_filename(r["file"])
+            if r["precision"] not in ("int8", "float32") or (fmt_row is not None and fmt_row.io != "float32"):
+                continue  # the integer-I/O file is a deployment variant of int8, not a row of its own
             real = (e["real"] or {}).get(r["file"])
             rows.append([
                 Path(e["model_dir"]).name, r["file"], size_text(r["size"]), fmt(r["top1"], ".2f", "%", 100),

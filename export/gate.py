@@ -98,6 +98,12 @@ SATURATION_FREE = 64  # |int8 weight| bound that keeps u8s8 int16 pair sums exac
 _WEIGHT_OPS = {"Conv", "Gemm", "MatMul"}
 
 
+def saturation_free(weight_range: list[int] | None) -> bool:
+    """Whether int8 weights in ``weight_range`` ([min, max]) keep u8s8 int16 pair sums exact on x86
+    CPUs without VNNI (|w| <= SATURATION_FREE); True when there are none."""
+    return not weight_range or max(-weight_range[0], weight_range[1]) <= SATURATION_FREE
+
+
 def int8_weight_range(path: str | Path) -> list[int] | None:
     """[min, max] of the int8 weights that feed dense Conv/Gemm/MatMul through DequantizeLinear (QDQ
     ONNX); None when the file has none or the ``onnx`` package is absent. Depthwise convolutions are
@@ -200,7 +206,7 @@ def apply_gate(
     for r in results:
         if -r.top1_delta > max_drop:
             r.failures.append(f"{r.file} lost {-r.top1_delta:.1f} points (max {max_drop:g})")
-        if r.int8_weight_range and max(-r.int8_weight_range[0], r.int8_weight_range[1]) > SATURATION_FREE:
+        if not saturation_free(r.int8_weight_range):
             r.failures.append(
                 f"{r.file} has int8 weights in {r.int8_weight_range}: x86 kernels without VNNI can saturate "
                 f"(needs |w| <= {SATURATION_FREE}, reduce_range)"

@@ -10,22 +10,7 @@ so the ratios come from the same machine state. Prints one line per file and the
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
-
-import numpy as np
-
-
-def p50_ms(sess: object, x: np.ndarray, runs: int) -> float:
-    name, one = sess.get_inputs()[0].name, x[:1].astype(np.float32)  # type: ignore[attr-defined]
-    for _ in range(10):
-        sess.run(None, {name: one})  # type: ignore[attr-defined]
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        sess.run(None, {name: one})  # type: ignore[attr-defined]
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times) * 1000)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,9 +20,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--runs", type=int, default=200)
     a = ap.parse_args(argv)
-    from fashion_edge.benchmarks.sysinfo import cpu_info
-    from fashion_edge.export.gate import int8_weight_range
-    from fashion_edge.export.onnx_export import _logits, _session
+    from fashion_edge.export.gate import cpu_path, int8_weight_range
+    from fashion_edge.export.onnx_export import _latency_ms, _logits, _session
     from fashion_edge.export.pipeline import _split
 
     x, _, _ = _split(a.model_dir, "test", None)
@@ -48,8 +32,8 @@ def main(argv: list[str] | None = None) -> int:
     lat: list[list[float]] = [[] for _ in files]
     for _ in range(a.rounds):
         for i, s in enumerate(sessions):
-            lat[i].append(p50_ms(s, x, a.runs))
-    cpu = cpu_info()
+            lat[i].append(_latency_ms(s, x, a.runs, warmup=10))
+    cpu = cpu_path()
     print(f"CPU: {cpu['model']}; int8 path: {cpu['int8_path']}; {len(x)} test images; batch 1, 1 thread")
     for f, ag, ts in zip(files, agree, lat, strict=True):
         best = min(ts)

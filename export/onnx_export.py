@@ -204,9 +204,11 @@ def _logits(sess: Any, x: np.ndarray, batch: int = 64) -> np.ndarray:
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
-def _latency_ms(sess: Any, x: np.ndarray, runs: int = 30) -> float:
+def _latency_ms(sess: Any, x: np.ndarray, runs: int = 30, warmup: int = 1) -> float:
+    """p50 in ms of ``runs`` batch-1 inferences after ``warmup`` untimed ones."""
     name, one = sess.get_inputs()[0].name, x[:1].astype(np.float32)
-    sess.run(None, {name: one})
+    for _ in range(warmup):
+        sess.run(None, {name: one})
     times = []
     for _ in range(runs):
         t0 = time.perf_counter()

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from fashion_edge.export.gate import saturation_free
+
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.partial")
@@ -32,7 +34,7 @@ def cpu_lines(cpu: dict[str, Any] | None, files: list[dict[str, Any]]) -> list[s
     for r in files:
         rng = r.get("int8_weight_range")
         if rng:
-            safe = max(-rng[0], rng[1]) <= 64
+            safe = saturation_free(rng)
             out.append(f"{r['file']}: int8 weights in [{rng[0]}, {rng[1]}]: "
                        + ("7-bit, so CPUs without VNNI compute the same sums (no int16 saturation)." if safe
                           else "8-bit: CPUs without VNNI can saturate, the figures above may not hold there."))  # fmt: skip
