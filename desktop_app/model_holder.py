@@ -66,10 +66,6 @@ class ModelHolder(QObject):
         return 0.0
 
     @property
-    def threshold_is_custom(self) -> bool:
-        return self._threshold is not None
-
-    @property
     def review_override(self) -> float | None:
         """The threshold a person set, or None: the classifier's own review rule (for an adapted
         model that is more than one number: ``runtime.adapted.AdaptedClassifier.decide``)."""

@@ -270,8 +270,8 @@ class Scan:
 class _Lines:
     """The lines of a binary file from ``pos`` as text, recording where the next one starts.
 
-    A line longer than ``MAX_LINE`` is read past in pieces and given as ``"\n"`` (an empty row:
-    ignored). ``ended`` says whether the last line ended with a newline.
+    A line longer than ``MAX_LINE`` is read past in pieces and given as ``"\x00\n"`` (not a row:
+    counted as ignored). ``ended`` says whether the last line ended with a newline.
     """
 
     def __init__(self, f: BinaryIO, pos: int) -> None:
@@ -300,8 +300,9 @@ class _Lines:
 class _Keeper:
     """The last valid record of each kept key, and how many valid rows there are in all."""
 
-    def __init__(self, keep: Container[str] | None) -> None:
-        self.keep, self.records, self.rows = keep, {}, 0
+    def __init__(self) -> None:
+        self.records: dict[str, LabelRecord] = {}
+        self.rows = 0
 
     def add(self, rec: LabelRecord) -> None:
         self.rows += 1
@@ -315,7 +316,7 @@ _JSON_KEY = re.compile(r'\{"path": "([^"\\]*)", "label"')
 
 
 def _scan_jsonl(path: Path, f: BinaryIO, start: int, keep: Container[str] | None, slim: bool) -> Scan:
-    lines, kept = _Lines(f, start), _Keeper(keep)
+    lines, kept = _Lines(f, start), _Keeper()
     ignored, first, begin = 0, True, start
     for line in lines:
         if not lines.ended:  # no newline at the end: torn by a crash, or saved by an editor
@@ -365,7 +366,7 @@ def _scan_csv(path: Path, f: BinaryIO, bom: int, keep: Container[str] | None, sl
     lines = _Lines(f, bom + len(first.encode("utf-8", "surrogateescape")))
     f.seek(lines.pos)
     reader = csv.reader(lines)
-    kept = _Keeper(keep)
+    kept = _Keeper()
     ignored, last_ok, last_start = 0, True, None
     while True:
         start = lines.pos

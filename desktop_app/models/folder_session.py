@@ -156,7 +156,6 @@ class FolderSession(QObject):
         self.features = FolderFeatures()  # the model's outputs per file: a re-prediction needs no decoding
         self.relabelling = False  # the running job predicts the folder again (after a model change)
         self.queued: Any = None  # a classifier to predict the folder with once the running job stops
-        self.last_changes: Changes | None = None
         self.relabel_what = "the learned model"  # said in the notice: which model predicts again
         self._before: dict[str, ItemRow] = {}
         self._last_refresh = 0.0
@@ -187,7 +186,7 @@ class FolderSession(QObject):
         wanted = set(paths)
         self.model.update_rows([self._row(r) for r in known.values() if r.path in wanted])
         self.proxy.refresh()
-        self.queued, self.last_changes = None, None
+        self.queued = None
         self.started.emit(len(paths))
         self._start(classifier, relabel=False)
 
@@ -283,8 +282,7 @@ class FolderSession(QObject):
         self.proxy.refresh()
         if self.relabelling:
             self.relabelling = False
-            self.last_changes = changes(self._before, self.model.rows, bool(summary.cancelled))
-            self.relabelled.emit(self.last_changes)
+            self.relabelled.emit(changes(self._before, self.model.rows, bool(summary.cancelled)))
         else:
             self.finished.emit(summary)
 

@@ -119,7 +119,6 @@ class LabelTableModel(QAbstractTableModel):
     COLUMNS = ("Item", "Label", "Confidence", "Status", "Top 3 / problem")
     ITEM, LABEL, CONFIDENCE, STATUS, TOP3 = range(5)
     RowRole = Qt.ItemDataRole.UserRole + 1
-    RankRole = Qt.ItemDataRole.UserRole + 2
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -243,8 +242,6 @@ class LabelTableModel(QAbstractTableModel):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         if role == self.RowRole:
             return row
-        if role == self.RankRole:
-            return _rank(row)
         return None
 
     def _text(self, row: ItemRow, col: int) -> str:
