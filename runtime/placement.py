@@ -333,11 +333,14 @@ def place(src: Path, folder: Path, move: bool = False) -> Path:
     return placed.dst
 
 
-def _place(src: Path, folder: Path, move: bool) -> Placement | None:
-    """None when ``src`` is gone (moved away by a person or another run since it was listed)."""
+def _place(src: Path, folder: Path, move: bool, in_place: bool | None = None) -> Placement | None:
+    """None when ``src`` is gone (moved away by a person or another run since it was listed).
+    ``in_place``: whether ``src`` already sits in ``folder`` (``same_folder``), when the caller knows."""
     try:
+        if in_place is None:
+            in_place = same_folder(src.parent, folder)
         folder.mkdir(parents=True, exist_ok=True)
-        if same_folder(src.parent, folder):  # already sorted: leave it where it is
+        if in_place:  # already sorted: leave it where it is
             return Placement(src, src, False)
         try:
             lst = os.lstat(src)
@@ -468,12 +471,13 @@ def place_all(
         if folder not in cleaned:
             clean_leftovers(folder)
             cleaned.add(folder)
-        if not fresh and not same_folder(src.parent, folder):
+        in_place = same_folder(src.parent, folder)
+        if not fresh and not in_place:
             prior = _earlier_copy(src, folder, move)
             if prior is not None:  # (a move is made by removing the source: counted as moved)
                 done.append(Placement(src, prior, move))
                 continue
-        placed = _place(src, folder, move)
+        placed = _place(src, folder, move, in_place)
         if placed is not None:
             done.append(placed)
     return done
