@@ -37,13 +37,12 @@ import json
 import math
 import os
 import re
-import stat
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from fashion_edge.runtime.safe_file import UnsafeFileError, check_target, open_regular
+from fashion_edge.runtime.safe_file import UnsafeFileError, check_target, open_for_write, open_regular
 
 FIELDS = [
     "path",
@@ -430,19 +429,11 @@ def open_for_writing(path: Path, flags: int) -> int:
     """A file descriptor on a journal file to write: a regular file or a new one, never a FIFO,
     a device or a file created through a symlink to a missing path (LabelingError, one line)."""
     try:
-        check_target(path)
-        fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0), 0o666)
+        return open_for_write(path, flags)
     except UnsafeFileError as e:
         raise LabelingError(f"{path}: cannot write the journal: {e}") from None
     except OSError as e:
         raise LabelingError(f"{path}: cannot write the journal ({e.strerror or e})") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise LabelingError(f"{path}: cannot write the journal: not a regular file")
-    if hasattr(os, "set_blocking"):
-        os.set_blocking(fd, True)
-    return fd
 
 
 def repair_journal(path: str | Path, keep: Container[str] | None = None, slim: bool = False) -> Scan:

@@ -65,17 +65,38 @@ def open_regular(path: str | Path, max_bytes: int | None = None) -> BinaryIO:
     except OSError as e:
         raise UnsafeFileError(f"cannot read file ({e.strerror or e})") from None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFileError(_refusal(st.st_mode))
+        st = _checked_regular(fd)
         if max_bytes is not None and st.st_size > max_bytes:
             raise UnsafeFileError(f"file too large ({_size_text(st.st_size)}, limit {_size_text(max_bytes)})")
-        if hasattr(os, "set_blocking"):
-            os.set_blocking(fd, True)  # a regular file: plain reads from here on
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+
+
+def _checked_regular(fd: int) -> os.stat_result:
+    """``fstat`` of a descriptor opened without blocking: UnsafeFileError unless it is a regular
+    file (a FIFO or device swapped in after the path was checked); then blocking I/O as usual."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeFileError(_refusal(st.st_mode))
+    if hasattr(os, "set_blocking"):
+        os.set_blocking(fd, True)
+    return st
+
+
+def open_for_write(path: str | Path, flags: int) -> int:
+    """A descriptor to write ``path`` (``flags``: e.g. ``O_WRONLY | O_APPEND | O_CREAT``): only a
+    regular file or a new one (``check_target``), opened without blocking and checked again;
+    UnsafeFileError for what ``check_target`` refuses, OSError from the open itself."""
+    check_target(path)
+    fd = os.open(path, flags | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        _checked_regular(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def read_bounded(
